@@ -115,9 +115,8 @@ def format_number(value: float) -> str:
     """Plain decimal, shortest form: 2 -> "2", 0.5 -> "0.5", -90.0 -> "-90" (never an exponent)."""
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {value!r}")
-    rounded = round(value)
-    if abs(value - rounded) < TOLERANCE:
-        return str(int(rounded)) if rounded != 0 else "0"
+    # Round to 6 places first and only then drop trailing zeros: the result is then a fixed point
+    # (format_number(float(s)) == s), which keeps canonicalize() idempotent near the tolerance.
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
@@ -138,10 +137,15 @@ class Command:
         cmd_spec = spec.commands.get(self.name)
         parts = [self.name]
         for key, value in self.args:
-            default = cmd_spec.args[key].default if cmd_spec else None
-            if default is not None and abs(value - default) <= TOLERANCE:
+            text = format_number(value)
+            # Compare the printed forms, so that the text written is the text the decision was made on.
+            if (
+                cmd_spec is not None
+                and key in cmd_spec.args
+                and text == format_number(cmd_spec.args[key].default)
+            ):
                 continue
-            parts.append(f"{key}={format_number(value)}")
+            parts.append(f"{key}={text}")
         return " ".join(parts)
 
 
@@ -194,6 +198,8 @@ def _parse_command(text: str, spec: ActionSpec) -> Command:
         if not _NUMBER.fullmatch(number):
             raise ProgramError(f"{name}: {key}={number!r} is not a plain decimal number")
         value = float(number)
+        if not math.isfinite(value):
+            raise ProgramError(f"{name}: {key}={number[:20]}... is too large to be a number")
         if cmd_spec.args[key].integer and value != int(value):
             raise ProgramError(f"{name}: {key} must be a whole number, got {number}")
         given[key] = value
