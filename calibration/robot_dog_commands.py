@@ -189,7 +189,7 @@ PLAIN: dict[str, dict[str, list[str]]] = {
         "zh": ["趴下", "躺下", "卧倒", "趴着", "趴在地上", "躺平", "卧下", "趴好", "躺下来"],
     },
     "sit": {
-        "en": ["sit", "sit down", "take a seat", "have a seat", "sit on the floor", "sit please do", "sit there",
+        "en": ["sit", "sit down", "take a seat", "have a seat", "sit on the floor", "sit right here", "sit there",
                "go sit", "plant your bottom", "sit yourself down", "park it and sit", "sit nicely"],
         "zh": ["坐下", "坐", "坐好", "坐下来", "坐着", "蹲坐", "原地坐下", "乖乖坐好", "坐一下"],
     },
@@ -327,7 +327,7 @@ CLOSERS_ZH = ["吧", "好吗", "呀", "啊", "哦", "谢谢", "好不好", "嘛"
 FILLERS_ZH = ["嗯", "那个", "呃", "就是", "啊", "嗯嗯", "额", "这个", "哎"]
 
 SEQ_EN = [", then", " and then", ", after that", " then", ". Next,", ", and after that", ", and then", ". Then",
-          ", afterwards", ", followed by that", " and next"]  # fmt: skip
+          ", afterwards", ", once that's done,", " and next"]  # fmt: skip
 # frames for whole sequences: {0} {1} {2} are the clauses, {c} a connector; the bare frames
 # "{0}{c} {1}" / "{0}{c} {1}{c} {2}" are used on both sides (the connector pools are partitioned)
 SEQ2_FRAMES_EN = ["first {0}{c} {1}", "start by {0}{c} {1}", "{0} first{c} {1}", "to begin, {0}{c} {1}",
@@ -546,10 +546,7 @@ def _clause(name: str, lang: str, rng: random.Random, side: Side) -> tuple[str, 
             i, phrase = _pick(rng, BARK_PLAIN_EN if lang == "en" else BARK_PLAIN_ZH, side)
             return phrase, _program("bark"), f"{lang}.bark.plain{i}"
         n = int(_draw(rng, BARK_IN, BARK_OVER)) if rng.random() < 0.5 else rng.choice(BARK_IN)
-        if lang == "en":
-            times = _en_times(n, rng) if n in EN_INT else f"{n} times"
-        else:
-            times = _zh_times(n, rng)
+        times = _en_times(n, rng) if lang == "en" else _zh_times(n, rng)
         fi, frame = _pick(rng, BARK_EN if lang == "en" else BARK_ZH, side)
         return frame.format(n=times), _program("bark", n=n), f"{lang}.bark.f{fi}"
     raise ValueError(f"no phrasing for command {name!r}")
@@ -590,11 +587,9 @@ def _typo(text: str, rng: random.Random) -> str:
     i = rng.choice(candidates)
     w = words[i]
     j = rng.randrange(1, len(w) - 1)
-    if rng.random() < 0.5:
-        w = w[:j] + w[j + 1] + w[j] + w[j + 2 :]  # swap two letters
-    else:
-        w = w[:j] + w[j + 1 :]  # drop a letter
-    words[i] = w
+    swapped = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    dropped = w[:j] + w[j + 1 :]
+    words[i] = swapped if rng.random() < 0.5 and swapped != w else dropped
     return " ".join(words)
 
 
@@ -616,7 +611,7 @@ def _surface_en(clause: str, kind: str, rng: random.Random, side: Side) -> str:
     text = " ".join(parts)
     style = rng.random()
     if style < 0.35:  # speech recogniser style: lowercase, no punctuation
-        return text.replace(",", "").replace(".", "").replace(":", "").lower()
+        return re.sub(r"[,:?!]|\.(?!\d)", "", text).lower()
     end = "?" if is_question else rng.choice((".", "!", "", "."))
     return text[0].upper() + text[1:] + end
 
