@@ -63,6 +63,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--markdown", type=Path, default=None, help="write the README table here")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other systems already in the --json report (same split)",
+    )
     return p.parse_args(argv)
 
 
@@ -171,6 +176,11 @@ def main(argv=None) -> int:
         except FileNotFoundError as exc:
             print(f"eval_commands: {exc}", file=sys.stderr)
             return 1
+    if args.update and args.json and args.json.is_file():
+        previous = json.loads(args.json.read_text())
+        if previous.get("split") == args.split:
+            reports = {**{k: v for k, v in previous["systems"].items() if k not in reports}, **reports}
+        reports = {k: reports[k] for k in ALL_SYSTEMS if k in reports}
     result = {"split": args.split, "systems": reports}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

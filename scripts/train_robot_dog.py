@@ -50,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
+        "--data-dir", type=Path, default=None, help="robot-dog splits (default: the packaged ones)"
+    )
+    p.add_argument(
         "--limit", type=int, default=None, help="use only the first N training examples (smoke runs)"
     )
     p.add_argument(
@@ -96,7 +99,9 @@ def main(argv=None) -> int:
     n_trainable = count_trainable(model)
     logger.info("%s: %d trainable parameters", args.method, n_trainable)
 
-    train = load_split("train")
+    train = load_split("train", args.data_dir)
+    data_dir = args.data_dir or Path(sys.modules[load_split.__module__].__file__).with_name("data")
+    data_sha256 = {p.name: file_sha256(p) for p in sorted(data_dir.glob("*.jsonl"))}
     if args.limit:
         train = train[: args.limit]
     encoded = [encode_example(tokenizer, ex["text"], ex["program"]) for ex in train]
@@ -187,7 +192,6 @@ def main(argv=None) -> int:
         from safetensors.torch import load_file, save_file
 
         save_file({k: v.to(torch.float16) for k, v in load_file(weights).items()}, weights)
-    data_dir = Path(sys.modules[load_split.__module__].__file__).with_name("data")
     import peft
     import transformers
 
@@ -204,7 +208,7 @@ def main(argv=None) -> int:
         "schedule": "linear warm-up, cosine to 10% of peak",
         "seed": args.seed,
         "train_examples": len(encoded),
-        "data_sha256": {p.name: file_sha256(p) for p in sorted(data_dir.glob("*.jsonl"))},
+        "data_sha256": data_sha256,
         "save_dtype": args.save_dtype,
         "device": str(device),
         "threads": torch.get_num_threads(),
