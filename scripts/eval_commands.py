@@ -27,10 +27,11 @@ from shadow_edge.runtime.scoring import format_confusion, score_programs
 
 logger = logging.getLogger("eval_commands")
 ALL_SYSTEMS = ("base", "lora", "dora", "shadow-attached", "shadow-detached")
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADAPTERS = {
-    "shadow": "adapters/robot-dog-shadow",
-    "lora": "build/adapters/robot-dog-lora",
-    "dora": "build/adapters/robot-dog-dora",
+    "shadow": ROOT / "adapters" / "robot-dog-shadow",
+    "lora": ROOT / "build" / "adapters" / "robot-dog-lora",
+    "dora": ROOT / "build" / "adapters" / "robot-dog-dora",
 }
 
 # The un-adapted base gets the language explained, with examples, since it was never trained on it.
@@ -55,7 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--base", default=None, help="local HF checkpoint (default: bundled SmolLM2-135M-Instruct)"
     )
     for name, path in DEFAULT_ADAPTERS.items():
-        p.add_argument(f"--{name}", default=path, help=f"{name} adapter directory (default: {path})")
+        p.add_argument(
+            f"--{name}", default=path, help=f"{name} adapter directory (default: {path.relative_to(ROOT)})"
+        )
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
     p.add_argument(
         "--base-limit", type=int, default=240, help="examples for the prompted base (its prompt is long)"
