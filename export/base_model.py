@@ -39,21 +39,30 @@ def default_base_gguf() -> Path:
     return path
 
 
-def materialize_default_base(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
-    """Convert the bundled GGUF into an HF checkpoint directory once; return that directory."""
-    out = Path(cache_dir) / DEFAULT_BASE_NAME
-    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-        return out
-    gguf = default_base_gguf()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def default_base_tokenizer(gguf: Path | None = None):
+    """The SmolLM2-Instruct tokenizer read out of the GGUF (seconds, no weights), as the model expects it."""
+    from transformers import AutoTokenizer
 
-    logger.info("converting %s to an HF checkpoint in %s (once)", gguf.name, out)
+    gguf = gguf or default_base_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The GGUF metadata names <|im_start|> as EOS and turns on BOS insertion; SmolLM2-Instruct's own tokenizer
     # ends turns with <|im_end|> (id 2, as the model config says) and adds no BOS (the chat template has it).
     tokenizer.add_bos_token = False
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|im_end|>"
+    return tokenizer
+
+
+def materialize_default_base(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Convert the bundled GGUF into an HF checkpoint directory once; return that directory."""
+    out = Path(cache_dir) / DEFAULT_BASE_NAME
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    gguf = default_base_gguf()
+    from transformers import AutoModelForCausalLM
+
+    logger.info("converting %s to an HF checkpoint in %s (once)", gguf.name, out)
+    tokenizer = default_base_tokenizer(gguf)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
     tmp = out.with_name(out.name + ".partial")
     model.save_pretrained(tmp)

@@ -55,8 +55,13 @@ def base_layers_for_shadow(num_base_layers: int, num_shadow_layers: int) -> list
     """Which base layers seed the shadow layers: the first ones, and the last base layer last."""
     if num_shadow_layers <= 0:
         raise ValueError("the shadow needs at least one layer")
-    if num_shadow_layers >= num_base_layers:
-        return list(range(num_base_layers))[:num_shadow_layers]
+    if num_shadow_layers > num_base_layers:
+        raise ValueError(
+            f"cannot seed {num_shadow_layers} shadow layers from a {num_base_layers}-layer base: "
+            "use at most as many shadow layers, or init_from_base=False"
+        )
+    if num_shadow_layers == num_base_layers:
+        return list(range(num_base_layers))
     if num_shadow_layers == 1:
         return [0]
     return [*range(num_shadow_layers - 1), num_base_layers - 1]
@@ -67,7 +72,7 @@ def build_shadow(base: nn.Module, recipe: ShadowRecipe = ShadowRecipe()):
     from peft import ShadowConfig, get_peft_model
 
     decoder = decoder_of(base)
-    seeds = base_layers_for_shadow(len(decoder.layers), recipe.shadow_layers)
+    seeds = base_layers_for_shadow(len(decoder.layers), recipe.shadow_layers) if recipe.init_from_base else []
     # Copied before peft wraps the blocks (which renames their parameters).
     layer_states = [copy.deepcopy(decoder.layers[i].state_dict()) for i in seeds]
     norm_state = copy.deepcopy(decoder.norm.state_dict()) if hasattr(decoder, "norm") else None

@@ -163,6 +163,7 @@ def main(argv=None) -> int:
             input_ids=batch.input_ids.to(device),
             attention_mask=batch.attention_mask.to(device),
             logits_to_keep=batch.n_tail,
+            use_cache=False,  # training never decodes: building K/V caches would only cost time and memory
         )
         batch.labels = batch.labels.to(device)
         task_loss = tail_loss(out.logits, batch)

@@ -28,6 +28,7 @@ def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
         DEFAULT_CACHE_DIR,
         BaseModelError,
         default_base_gguf,
+        default_base_tokenizer,
     )
 
     converted = DEFAULT_CACHE_DIR / DEFAULT_BASE_NAME
@@ -38,13 +39,7 @@ def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
     except BaseModelError as error:
         pytest.skip(f"no SmolLM2 tokenizer: {converted} is absent and {error}")
 
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The same fixes as materialize_default_base: SmolLM2-Instruct ends turns with <|im_end|> and adds no BOS.
-    tokenizer.add_bos_token = False
-    tokenizer.eos_token = "<|im_end|>"
-    tokenizer.pad_token = "<|im_end|>"
+    tokenizer = default_base_tokenizer(gguf)
     out = tmp_path_factory.mktemp("smollm2-tokenizer")
     tokenizer.save_pretrained(out)
     return out
