@@ -15,20 +15,40 @@ from .actions import (
     programs_equal,
     range_violations,
 )
+from .commander import Commander, CommandResult, ModelLoadError, sanitize
+from .constrained import TokenConstraint
+from .generate import GenerationError, GenerationResult, Generator
+from .grammar import ProgramGrammar, action_vocabulary, token_texts
 from .prompt import SYSTEM_PROMPT
 from .scoring import program_matches, score_programs
+from .session import SessionError, choose_providers, create_decoder_session, create_session
 
 __all__ = [
     "SYSTEM_PROMPT",
     "ActionSpec",
     "Command",
+    "CommandResult",
+    "Commander",
+    "GenerationError",
+    "GenerationResult",
+    "Generator",
+    "ModelLoadError",
     "Program",
     "ProgramError",
+    "ProgramGrammar",
+    "SessionError",
+    "TokenConstraint",
+    "action_vocabulary",
     "canonicalize",
+    "choose_providers",
+    "create_decoder_session",
+    "create_session",
     "load_spec",
     "parse_program",
     "program_matches",
     "programs_equal",
     "range_violations",
+    "sanitize",
     "score_programs",
+    "token_texts",
 ]

@@ -1,0 +1,452 @@
+"""Text in, routed and safety-checked action program out: the runtime's front door.
+
+`Commander(model_dir).run(text)` sanitises the text, decodes a program with the exported model (constrained, so it
+always parses), and decides what happens to it:
+
+- `robot`: the safety layer's `Plan` says whether it is executed (`accepted`) and why not;
+- `remote`: the model said `remote`, or its confidence is below `min_confidence`: the text goes to the pluggable cloud
+  hook (`cloud(text) -> str | None`). Without a hook nothing is executed. A hook's answer that is a robot program goes
+  through the same safety layer (and may then be executed); any other answer is returned as `remote_answer`;
+- `reject`: the model refused the request, or the input itself was refused (empty, too long, binary), or the model
+  failed (`error` set). Nothing is executed.
+
+Input sanitation (no silent changes to meaning): text over `max_chars` is refused ("command too long"), not cut;
+control and invisible format characters are replaced by spaces and whitespace collapsed, and the result says so in
+`reason` and `model_text`; text that is mostly such characters (binary data) is refused. Prompt injection is not
+filtered: it goes to the model like any text, and the constrained output plus the safety layer bound what can happen.
+
+Thread-safety: one lock serialises decoding (the KV caches and onnxruntime bindings are per call, not per thread), so
+concurrent `run` calls are safe and run one after another; the cloud hook is called outside the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .actions import ROUTE_ROBOT, SPEC_PATH, ActionSpec, ProgramError, load_spec, parse_program
+from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, Generator, TokenizerError
+from .grammar import ProgramGrammar
+from .manifest import Manifest, ManifestError, file_sha256, load_manifest
+from .safety import ROUTE_REJECT, ROUTE_REMOTE, Plan, SafetyConfig, plan_program
+from .session import SessionError, create_decoder_session
+
+log = logging.getLogger(__name__)
+
+CloudHook = Callable[[str], "str | None"]
+
+DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_MAX_CHARS = 1000
+BINARY_FRACTION = 0.3  # more than this share of control/replacement characters: not text
+WHITESPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c")
+
+
+class ModelLoadError(RuntimeError):
+    """The export directory cannot be run: manifest, files, tokenizer or ONNX session. The message says which."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What became of one command. Only `accepted` results are executed, and then exactly `plan.steps`."""
+
+    text: str  # the input as given
+    program: str  # the model's program, canonical ("" when there is none)
+    route: str  # robot | remote | reject
+    accepted: bool
+    reason: str
+    latency_ms: float  # text in -> decision out
+    confidence: float | None = None  # smallest constrained token probability of the program
+    plan: Plan | None = None  # the plan that is (or would have been) executed
+    model_text: str | None = None  # what the model was given, when sanitation changed the input
+    raw_program: str = ""  # the program as the model wrote it
+    remote_answer: str | None = None
+    error: str | None = None  # set when the model failed: nothing was executed
+    generation: GenerationResult | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object `shadow-run --json` prints (keys of shared/spec/cli.md first)."""
+        out: dict[str, Any] = {
+            "text": self.text,
+            "program": self.program,
+            "route": self.route,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "latency_ms": round(self.latency_ms, 3),
+            "confidence": None if self.confidence is None else round(self.confidence, 6),
+        }
+        if self.model_text is not None:
+            out["model_text"] = self.model_text
+        if self.raw_program and self.raw_program != self.program:
+            out["raw_program"] = self.raw_program
+        if self.remote_answer is not None:
+            out["remote_answer"] = self.remote_answer
+        if self.plan is not None and self.plan.accepted and self.plan.program != self.program:
+            out["executed_program"] = self.plan.program
+        if self.generation is not None:
+            g = self.generation
+            out["tokens"] = {"prompt": g.prompt_tokens, "new": g.new_tokens}
+            out["timings_ms"] = {
+                "prefill": round(g.prefill_ms, 3),
+                "decode_per_token": None
+                if g.decode_ms_per_token is None
+                else round(g.decode_ms_per_token, 3),
+                "generate": round(g.total_ms, 3),
+            }
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class InputRefused(ValueError):
+    """The input is refused before the model runs; `reason` says why."""
+
+
+def sanitize(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, int]:
+    """The text the model gets and how many characters were removed; `InputRefused` for input that is not a
+    command (not text, empty, too long, binary)."""
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise InputRefused(f"not text ({type(text).__name__})")
+    if len(text) > max_chars:
+        raise InputRefused(f"command too long ({len(text)} characters; at most {max_chars})")
+    bad = 0
+    chars = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch in WHITESPACE_CONTROLS:
+            chars.append(" ")
+        elif category in ("Cc", "Cf", "Cs", "Co", "Cn") or ch == "\ufffd":
+            bad += 1
+            chars.append(" ")
+        else:
+            chars.append(ch)
+    visible = sum(1 for ch in text if not ch.isspace())
+    if bad and bad > BINARY_FRACTION * max(visible, 1):
+        raise InputRefused(f"not text: {bad} of {len(text)} characters are control or undecodable bytes")
+    cleaned = " ".join("".join(chars).split())
+    if not cleaned:
+        raise InputRefused("empty command")
+    return cleaned, bad
+
+
+class Commander:
+    """The exported model behind a lock, with sanitation, routing and the safety layer (module docstring).
+
+    `Commander(model_dir)` verifies the export directory (`load_manifest`: every file's sha256) before any session
+    is created and raises `ModelLoadError` with one clear line if it cannot run.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        cloud: CloudHook | None = None,
+        safety_config: SafetyConfig | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        io_binding: bool | None = None,
+        prefix_cache: bool = True,
+        warmup: bool = True,
+    ) -> None:
+        spec = load_spec()
+        try:
+            manifest = load_manifest(model_dir)
+            _check_manifest(manifest, spec)
+            session = create_decoder_session(manifest, providers=providers, threads=threads)
+            generator = Generator.from_manifest(
+                manifest,
+                session,
+                grammar=ProgramGrammar(spec),
+                io_binding=io_binding,
+                prefix_cache=prefix_cache,
+                max_new_tokens=max_new_tokens,
+            )
+        except (ManifestError, SessionError, TokenizerError, GenerationError, ValueError) as exc:
+            raise ModelLoadError(str(exc)) from None
+        self.manifest: Manifest | None = manifest
+        self._setup(generator, spec, min_confidence, cloud, safety_config, max_chars, warmup)
+
+    @classmethod
+    def from_generator(
+        cls,
+        generator: Generator,
+        *,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        cloud: CloudHook | None = None,
+        safety_config: SafetyConfig | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        warmup: bool = False,
+    ) -> Commander:
+        """A commander around an existing generator (tests, or a session built by hand)."""
+        self = cls.__new__(cls)
+        self.manifest = None
+        self._setup(generator, load_spec(), min_confidence, cloud, safety_config, max_chars, warmup)
+        return self
+
+    def _setup(
+        self,
+        generator: Generator,
+        spec: ActionSpec,
+        min_confidence: float,
+        cloud: CloudHook | None,
+        safety_config: SafetyConfig | None,
+        max_chars: int,
+        warmup: bool,
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.generator = generator
+        self.spec = spec
+        self.min_confidence = float(min_confidence)
+        self.cloud = cloud
+        self.safety_config = safety_config or SafetyConfig()
+        self.max_chars = int(max_chars)
+        self._lock = threading.Lock()
+        if warmup:
+            generator.constraint.warmup()
+
+    def info(self) -> dict[str, Any]:
+        """What runs: mode, precision, providers, head size, io binding."""
+        session = self.generator.session
+        providers = session.get_providers() if hasattr(session, "get_providers") else []
+        manifest = self.manifest
+        return {
+            "model_dir": None if manifest is None else str(manifest.directory),
+            "mode": None if manifest is None else manifest.mode,
+            "precision": None if manifest is None else manifest.precision,
+            "providers": list(providers),
+            "head_size": self.generator.head_size,
+            "io_binding": self.generator.io_binding,
+        }
+
+    # -- one command -------------------------------------------------------------------------------------------------
+
+    def run(self, text: Any) -> CommandResult:
+        """Decide what to do with one command; never raises for any input (a refusal says why)."""
+        start = time.perf_counter()
+        shown = _shown(text)
+        try:
+            model_text, removed = sanitize(text, self.max_chars)
+        except InputRefused as refused:
+            return self._result(start, shown, route=ROUTE_REJECT, reason=str(refused))
+        try:
+            with self._lock:
+                generation = self.generator.generate(model_text)
+        except GenerationError as exc:
+            log.error("decoding failed: %s", exc)
+            return self._result(
+                start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=str(exc)
+            )
+        return self._decide(start, shown, model_text, removed, generation)
+
+    def run_batch(self, texts: Sequence[Any]) -> list[CommandResult]:
+        """`run` for several commands, decoded as one batch (evaluation throughput); latency is the batch's."""
+        start = time.perf_counter()
+        results: list[CommandResult | None] = [None] * len(texts)
+        todo: list[tuple[int, str, int]] = []
+        for i, text in enumerate(texts):
+            try:
+                model_text, removed = sanitize(text, self.max_chars)
+                todo.append((i, model_text, removed))
+            except InputRefused as refused:
+                results[i] = self._result(start, _shown(text), route=ROUTE_REJECT, reason=str(refused))
+        if todo:
+            try:
+                with self._lock:
+                    generations = self.generator.generate_batch([t for _, t, _ in todo])
+            except GenerationError as exc:
+                log.error("decoding failed: %s", exc)
+                for i, _, _ in todo:
+                    results[i] = self._result(
+                        start,
+                        _shown(texts[i]),
+                        route=ROUTE_REJECT,
+                        reason="model error: nothing executed",
+                        error=str(exc),
+                    )
+                return [r for r in results if r is not None]
+            for (i, model_text, removed), generation in zip(todo, generations, strict=True):
+                results[i] = self._decide(start, _shown(texts[i]), model_text, removed, generation)
+        return [r for r in results if r is not None]
+
+    # -- decisions ---------------------------------------------------------------------------------------------------
+
+    def _result(self, start: float, text: str, **fields: Any) -> CommandResult:
+        fields.setdefault("accepted", False)
+        fields.setdefault("program", "")
+        return CommandResult(text=text, latency_ms=(time.perf_counter() - start) * 1000.0, **fields)
+
+    def _decide(
+        self, start: float, text: str, model_text: str, removed: int, generation: GenerationResult
+    ) -> CommandResult:
+        raw = generation.text
+        common: dict[str, Any] = {
+            "confidence": generation.confidence,
+            "raw_program": raw,
+            "generation": generation,
+            "model_text": model_text if model_text != text else None,
+        }
+        note = f" (removed {removed} control character(s) from the input)" if removed else ""
+        if not generation.complete:
+            return self._result(
+                start,
+                text,
+                route=ROUTE_REJECT,
+                reason=f"the model did not finish a program ({generation.stop_reason}): nothing executed{note}",
+                **common,
+            )
+        plan = plan_program(raw, self.spec, self.safety_config)
+        program = plan.program
+        if plan.route == ROUTE_REMOTE:
+            return self._to_cloud(
+                start, text, model_text, program, "the model routed it to the remote model", note, common
+            )
+        if plan.route == ROUTE_REJECT:
+            return self._result(
+                start,
+                text,
+                program=program,
+                route=ROUTE_REJECT,
+                reason=plan.reason + note,
+                plan=plan,
+                **common,
+            )
+        if plan.route != ROUTE_ROBOT:  # cannot happen with the grammar; refuse rather than trust it
+            return self._result(
+                start, text, program=program, route=ROUTE_REJECT, reason=plan.reason, plan=plan, **common
+            )
+        if generation.confidence < self.min_confidence:
+            why = f"low confidence ({generation.confidence:.2f} < {self.min_confidence:.2f})"
+            return self._to_cloud(start, text, model_text, program, why, note, common)
+        return self._result(
+            start,
+            text,
+            program=program,
+            route=ROUTE_ROBOT,
+            accepted=plan.accepted,
+            reason=plan.reason + note,
+            plan=plan,
+            **common,
+        )
+
+    def _to_cloud(
+        self,
+        start: float,
+        text: str,
+        model_text: str,
+        program: str,
+        why: str,
+        note: str,
+        common: dict[str, Any],
+    ) -> CommandResult:
+        """Hand the command to the cloud hook; only a robot program it returns can be executed, after safety."""
+        if self.cloud is None:
+            return self._result(
+                start,
+                text,
+                program=program,
+                route=ROUTE_REMOTE,
+                reason=f"{why}; no remote model configured: nothing executed{note}",
+                **common,
+            )
+        try:
+            answer = self.cloud(model_text)
+        except Exception as exc:  # a hook is user code: its failure must not escape as a crash
+            log.exception("the cloud hook failed")
+            return self._result(
+                start,
+                text,
+                program=program,
+                route=ROUTE_REMOTE,
+                reason=f"{why}; the remote model failed ({type(exc).__name__}: {exc}): nothing executed{note}",
+                **common,
+            )
+        if answer is None or not isinstance(answer, str):
+            return self._result(
+                start,
+                text,
+                program=program,
+                route=ROUTE_REMOTE,
+                reason=f"{why}; the remote model gave no answer: nothing executed{note}",
+                **common,
+            )
+        try:
+            remote_route = parse_program(answer, self.spec).route
+        except ProgramError:
+            remote_route = None
+        if remote_route == ROUTE_ROBOT:
+            plan = plan_program(answer, self.spec, self.safety_config)
+            verdict = "accepted" if plan.accepted else "refused"
+            return self._result(
+                start,
+                text,
+                program=program,
+                route=ROUTE_ROBOT,
+                accepted=plan.accepted,
+                reason=f"{why}; program from the remote model {verdict}: {plan.reason}{note}",
+                plan=plan,
+                remote_answer=answer,
+                **common,
+            )
+        if remote_route == ROUTE_REJECT:
+            return self._result(
+                start,
+                text,
+                program=program,
+                route=ROUTE_REJECT,
+                reason=f"{why}; the remote model refused the request{note}",
+                remote_answer=answer,
+                **common,
+            )
+        return self._result(
+            start,
+            text,
+            program=program,
+            route=ROUTE_REMOTE,
+            reason=f"{why}; answered by the remote model: nothing executed{note}",
+            remote_answer=answer,
+            **common,
+        )
+
+
+def _shown(text: Any) -> str:
+    return text if isinstance(text, str) else repr(text)[:200]
+
+
+def _check_manifest(manifest: Manifest, spec: ActionSpec) -> None:
+    """The runtime decodes causal-LM exports for the action language it ships; say so if this one is not."""
+    task = manifest.raw.get("task", "causal_lm")
+    if task != "causal_lm":
+        raise ManifestError(
+            f"{manifest.directory}: task {task!r}; this runtime decodes causal_lm exports only"
+        )
+    language = manifest.raw.get("action_language")
+    if not isinstance(language, dict):
+        log.warning(
+            "%s: the manifest does not say which action language it was exported for", manifest.directory
+        )
+        return
+    version = language.get("version")
+    if version is not None and str(version) != str(spec.version):
+        raise ManifestError(
+            f"{manifest.directory}: exported for action language version {version}, this runtime speaks version "
+            f"{spec.version}; re-export the model"
+        )
+    digest = language.get("sha256")
+    if digest and digest != file_sha256(SPEC_PATH):
+        log.warning(
+            "%s: exported for a different actions.json of the same version (sha256 %s...); decoding with this "
+            "runtime's copy",
+            manifest.directory,
+            str(digest)[:12],
+        )
