@@ -59,55 +59,49 @@ def causal_mask(attention_mask: torch.Tensor, new_tokens: int, dtype: torch.dtyp
     return (~allowed).to(dtype) * torch.finfo(dtype).min
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
+def _rotate_half(x: torch.Tensor, half: int) -> torch.Tensor:
+    # `half` is a Python int (head_dim // 2), so the exported Slices have constant bounds
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def _repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """[B, kv, T, d] -> [B, kv * groups, T, d] (grouped-query attention), as HF's `repeat_kv`."""
-    if groups == 1:
-        return x
-    batch, kv_heads, length, dim = x.shape
-    return (
-        x[:, :, None]
-        .expand(batch, kv_heads, groups, length, dim)
-        .reshape(batch, kv_heads * groups, length, dim)
-    )
 
 
 def _block_forward(
     block: nn.Module,
     hidden: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor],
     mask: torch.Tensor,
     past_key: torch.Tensor | None,
     past_value: torch.Tensor | None,
+    kv_heads: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One Llama / Qwen2 / Qwen3 decoder layer (pre-norm attention + pre-norm MLP); returns (hidden, key, value)
-    with key/value the full cache after this step. Same math as HF's eager attention path."""
+    """One Llama / Qwen2 / Qwen3 decoder layer (pre-norm attention + pre-norm MLP); returns (hidden, key, value),
+    key/value being the whole cache after this step. Same math as HF's eager attention.
+
+    Grouped-query attention without HF's `repeat_kv` copy: queries are laid out [B, kv_heads, groups, S, d] (query
+    head h = kv * groups + g, HF's order) and multiply the [B, kv_heads, 1, T, d] keys by broadcasting. `rope` is
+    (cos, sin) as [B, 1, S, d]; `mask` is [B, 1, 1, S, T].
+    """
     attn = block.self_attn
+    dim = int(attn.head_dim)
+    groups = attn.q_proj.out_features // dim // kv_heads
     residual = hidden
     x = block.input_layernorm(hidden)
-    shape = (*x.shape[:-1], -1, attn.head_dim)
-    query = attn.q_proj(x).view(shape)
-    key = attn.k_proj(x).view(shape)
-    value = attn.v_proj(x).view(shape).transpose(1, 2)
+    batch, length = x.shape[:2]
+    query = attn.q_proj(x).view(batch, length, kv_heads, groups, dim)
+    key = attn.k_proj(x).view(batch, length, kv_heads, dim)
+    value = attn.v_proj(x).view(batch, length, kv_heads, dim).transpose(1, 2)
     if getattr(attn, "q_norm", None) is not None:  # Qwen3: RMSNorm over head_dim before RoPE
         query, key = attn.q_norm(query), attn.k_norm(key)
-    query, key = query.transpose(1, 2), key.transpose(1, 2)
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    query = query * cos + _rotate_half(query) * sin
-    key = key * cos + _rotate_half(key) * sin
+    query, key = query.permute(0, 2, 3, 1, 4), key.transpose(1, 2)
+    cos, sin = rope
+    query = query * cos[:, :, None] + _rotate_half(query, dim // 2) * sin[:, :, None]
+    key = key * cos + _rotate_half(key, dim // 2) * sin
     if past_key is not None:
         key = torch.cat((past_key, key), dim=2)
         value = torch.cat((past_value, value), dim=2)
-    groups = query.shape[1] // key.shape[1]
-    scores = torch.matmul(query, _repeat_kv(key, groups).transpose(2, 3)) * attn.scaling + mask
+    scores = torch.matmul(query, key[:, :, None].transpose(3, 4)) * attn.scaling + mask
     probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    out = torch.matmul(probs, _repeat_kv(value, groups)).transpose(1, 2)
-    hidden = residual + attn.o_proj(out.reshape(*out.shape[:2], -1))
+    out = torch.matmul(probs, value[:, :, None]).permute(0, 3, 1, 2, 4)  # [B, S, kv_heads, groups, d]
+    hidden = residual + attn.o_proj(out.reshape(batch, length, -1))
     hidden = hidden + block.mlp(block.post_attention_layernorm(hidden))
     return hidden, key, value
 
@@ -181,13 +175,15 @@ class _Stack(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run every layer; returns the last layer's hidden states (before the final norm) and the flat present."""
         cos, sin = self.rotary_emb(hidden, position_ids)
+        rope = (cos[:, None], sin[:, None])  # broadcast over heads; shaped once for every layer
+        mask = mask[:, :, None]  # and over query groups
         present: list[torch.Tensor] = []
         for index, layer in enumerate(self.layers):
             past_key, past_value = (None, None) if past is None else (past[2 * index], past[2 * index + 1])
             if self.adapted[index]:
                 hidden = layer.shadow_inject(hidden, shadow, self.adapter)
             hidden, key, value = _block_forward(
-                self._blocks[index], hidden, cos, sin, mask, past_key, past_value
+                self._blocks[index], hidden, rope, mask, past_key, past_value, self.kv_heads
             )
             if self.adapted[index]:
                 shadow = layer.shadow_update(hidden, shadow, self.adapter)
