@@ -132,9 +132,8 @@ class _Stack(nn.Module):
         self.rotary_emb = decoder.rotary_emb
         self.norm = decoder.norm
         self.adapted: list[bool] = []
-        self._blocks: list[
-            nn.Module
-        ] = []  # the frozen blocks (inside a ShadowLayer, its base_layer); not re-registered
+        # the frozen blocks (a ShadowLayer's base_layer); a plain list, they are registered through `layers`
+        self._blocks: list[nn.Module] = []
         for index, layer in enumerate(self.layers):
             wrapped = isinstance(layer, ShadowLayer)
             if wrapped and layer.disable_adapters:
@@ -200,7 +199,7 @@ class _Head(nn.Module):
             raise ValueError(f"{what} is a {type(linear).__name__}, not a linear layer")
         rows = linear.out_features
         if token_ids is None:
-            self.weight, self.bias = linear.weight, linear.bias  # shared: a tied table stays one initializer
+            self.weight, self.bias = linear.weight, linear.bias  # shared with the model, not copied
             self.size = rows
             return
         ids = list(token_ids)

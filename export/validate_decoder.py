@@ -201,7 +201,10 @@ def validate_decoder(
     seed: int = 0,
     threads: int = 0,
 ) -> dict[str, Any]:
-    """Compare the ONNX file with `graph` (the torch module it was exported from); never raises on a mismatch.
+    """Compare the ONNX file with `graph` (the torch module it was exported from).
+
+    Numerical mismatches are reported, not raised (`passed` is False); a file whose I/O names differ from the
+    graph's raises ValueError.
 
     Returns `max_abs_logit_diff` (ONNX vs torch over every check and head output), `max_abs_present_diff`,
     `max_abs_incremental_diff` (cached ONNX decode vs full torch recomputation), `greedy_tokens_match`, `passed`
