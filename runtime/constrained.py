@@ -56,7 +56,6 @@ class TokenConstraint:
         head_size: int,
     ) -> TokenConstraint:
         """The constraint for a model head: `head_token_ids` lists the vocabulary id of each row (None = full head)."""
-        texts = token_texts(tokenizer)
         if head_token_ids is None:
             ids = list(range(head_size))
         else:
@@ -65,13 +64,16 @@ class TokenConstraint:
                 raise ValueError(f"head_token_ids lists {len(ids)} ids for a head of {head_size} rows")
         if eos_id not in ids:
             raise ValueError(f"the end-of-sequence token {eos_id} is not a row of the model's head")
-        row_texts = [texts[i] if 0 <= i < len(texts) else None for i in ids]
-        return cls(grammar, row_texts, ids.index(eos_id))
+        return cls(grammar, token_texts(tokenizer, ids), ids.index(eos_id))
 
     @property
     def candidate_rows(self) -> int:
         """How many rows can ever be chosen (the eos row not counted)."""
         return len(self._rows)
+
+    @property
+    def cached_states(self) -> int:
+        return len(self._table)
 
     def _entry(self, state: State) -> tuple[np.ndarray, dict[int, State]]:
         entry = self._table.get(state)
@@ -112,9 +114,14 @@ class TokenConstraint:
         return len(rows) == 1 and int(rows[0]) == self.eos_row
 
     def warmup(self) -> int:
-        """Fill the per-state cache for every reachable state (so that no command pays for it); returns the count."""
-        states = self.grammar.reachable_states()
-        for state in states:
-            self._entry(state)
-        log.debug("constraint tables for %d states, %d candidate rows", len(states), len(self._rows))
-        return len(states)
+        """Fill the per-state cache for every state decoding can reach with this head's tokens (so that no command
+        pays for it); returns how many states that is."""
+        seen = {self.initial}
+        order = [self.initial]
+        for state in order:
+            for nxt in self._entry(state)[1].values():
+                if nxt not in seen:
+                    seen.add(nxt)
+                    order.append(nxt)
+        log.debug("constraint tables for %d states, %d candidate rows", len(order), len(self._rows))
+        return len(order)

@@ -213,9 +213,13 @@ class Generator:
         self.max_new_tokens = int(max_new_tokens)
         self.prompt_prefix = prompt_prefix
         self.prompt_suffix = prompt_suffix
+        self._literal = hasattr(tokenizer, "encode_special_tokens")  # tokenizers >= 0.15
+        if not self._literal:
+            log.warning(
+                "this tokenizer cannot encode special tokens literally; commands are tokenized as they come"
+            )
         self._prefix_ids = self._encode(prompt_prefix, special=True)
         self._suffix_ids = self._encode(prompt_suffix, special=True)
-        self._text_tokenizer = _literal_tokenizer(tokenizer)
         if io_binding is None:
             io_binding = _runs_on_gpu(session)
         self.io_binding = bool(io_binding)
@@ -262,8 +266,15 @@ class Generator:
     # -- prompts -------------------------------------------------------------------------------------------------
 
     def _encode(self, text: str, special: bool) -> list[int]:
-        tokenizer = self.tokenizer if special else self._text_tokenizer
-        return list(tokenizer.encode(text, add_special_tokens=False).ids) if text else []
+        if not text:
+            return []
+        if special or not self._literal:
+            return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        self.tokenizer.encode_special_tokens = True
+        try:
+            return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        finally:
+            self.tokenizer.encode_special_tokens = False
 
     def encode_prompt(self, text: str) -> list[int]:
         """Prompt ids: prefix and suffix with their special tokens, the command's own text literally (a user who
@@ -345,10 +356,10 @@ class Generator:
                     reasons[b] = STOP_DEAD_END
                     continue
                 scores = logits[b, allowed]
-                if not np.all(np.isfinite(scores)):
-                    raise GenerationError(f"the decoder returned non-finite logits at step {step}")
-                best = int(np.argmax(scores))
+                best = int(np.argmax(scores))  # the first NaN, if there is one
                 top = float(scores[best])
+                if not math.isfinite(top):
+                    raise GenerationError(f"the decoder returned non-finite logits at step {step}")
                 logprobs[b].append(-float(np.log(np.sum(np.exp(scores - top)))))
                 row = int(allowed[best])
                 if row == self.eos_row:
@@ -399,21 +410,6 @@ def _prefill_inputs(prompts: list[list[int]], pad_id: int, past_len: int) -> tup
         mask[b, past_len + length - len(p) :] = 1
     pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)[:, past_len:].astype(np.int64)
     return ids, mask, pos
-
-
-def _literal_tokenizer(tokenizer: Any) -> Any:
-    """A copy of `tokenizer` that encodes special-token strings as plain text (tokenizers >= 0.15)."""
-    try:
-        from tokenizers import Tokenizer
-
-        literal = Tokenizer.from_str(tokenizer.to_str())
-        literal.encode_special_tokens = True
-        return literal
-    except (AttributeError, ImportError, TypeError, ValueError):  # a stand-in tokenizer, or an old tokenizers
-        log.warning(
-            "this tokenizer cannot encode special tokens literally; commands are tokenized as they come"
-        )
-        return tokenizer
 
 
 def load_tokenizer(manifest: Manifest) -> Tokenizer:

@@ -237,25 +237,30 @@ class ProgramGrammar:
 # -- tokens -> text ----------------------------------------------------------------------------------------------
 
 
-def token_texts(tokenizer: Tokenizer, size: int | None = None) -> list[str | None]:
-    """The text each vocabulary id adds when it follows other text, or None for special tokens and ids that do not
-    decode on their own (a partial UTF-8 sequence) -- such a token can never be part of a program.
+def token_texts(tokenizer: Tokenizer, ids: Sequence[int] | None = None) -> list[str | None]:
+    """The text each vocabulary id (all of them, or `ids`) adds when it follows other text, or None for special
+    tokens, ids outside the vocabulary and ids that do not decode on their own (a partial UTF-8 sequence) -- such a
+    token can never be part of a program.
 
     Decoding single ids is not enough for every decoder (SentencePiece-style decoders drop the leading space of the
     first token), so each id is decoded after an anchor token and the anchor's text removed; for byte-level BPE
     (GPT-2 style, "Ġ" = space) this is the same as decoding the id alone.
     """
-    size = tokenizer.get_vocab_size(with_added_tokens=True) if size is None else size
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    ids = list(range(size)) if ids is None else [int(i) for i in ids]
     special = {int(i) for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special}
     anchor_ids = tokenizer.encode("a", add_special_tokens=False).ids
     if not anchor_ids:
         raise ValueError("the tokenizer cannot encode 'a'; cannot decode single tokens reliably")
     anchor = anchor_ids[0]
     anchor_text = tokenizer.decode([anchor], skip_special_tokens=False)
-    pairs = tokenizer.decode_batch([[anchor, i] for i in range(size)], skip_special_tokens=False)
+    known = [i for i in ids if 0 <= i < size and i not in special]
+    decoded = tokenizer.decode_batch([[anchor, i] for i in known], skip_special_tokens=False)
+    pairs = dict(zip(known, decoded, strict=True))
     texts: list[str | None] = []
-    for i, pair in enumerate(pairs):
-        if i in special or not pair.startswith(anchor_text):
+    for i in ids:
+        pair = pairs.get(i)
+        if pair is None or not pair.startswith(anchor_text):
             texts.append(None)
             continue
         text = pair[len(anchor_text) :]

@@ -339,3 +339,25 @@ def test_unknown_provider_is_a_clear_error(tmp_path):
 def test_missing_directory(tmp_path):
     with pytest.raises(ModelLoadError, match="not a directory"):
         Commander(tmp_path / "nope")
+
+
+def test_a_stream_of_commands_does_not_grow_memory():
+    import gc
+    import tracemalloc
+
+    cmd, _ = commander()
+    texts = list(ANSWERS) + ["", "x" * 2000, "unknown words"]
+    for text in texts * 5:  # fill every cache first
+        cmd.run(text)
+    tracemalloc.start()
+    growth = []
+    for _ in range(2):
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        for i in range(500):
+            cmd.run(texts[i % len(texts)])
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        growth.append(sum(stat.size_diff for stat in after.compare_to(before, "filename")))
+    tracemalloc.stop()
+    assert growth[-1] < 20_000, growth  # bytes per 500 commands, once numpy's own caches are warm

@@ -126,7 +126,14 @@ def test_real_tokenizer_walks_parse(smollm2_tokenizer_dir):
 
 def test_cached_lookups_are_fast():
     constraint = TokenConstraint.for_head(GRAMMAR, TOKENIZER, EOS_ID, ACTION_IDS, len(ACTION_IDS))
-    assert constraint.warmup() == len(GRAMMAR.reachable_states())
+    warmed = constraint.warmup()
+    assert 0 < warmed == constraint.cached_states <= len(GRAMMAR.reachable_states())
+    for row in split_rows(300):  # every state that decoding reaches is already in the table
+        state = constraint.initial
+        for token in TOKENIZER.encode(row["program"], add_special_tokens=False).ids:
+            state = constraint.advance(state, ACTION_IDS.index(token))
+        constraint.allowed_rows(state)
+    assert constraint.cached_states == warmed
     states = GRAMMAR.reachable_states()
     assert constraint.allowed_rows(states[5]) is constraint.allowed_rows(states[5])  # cached, not recomputed
     start = time.perf_counter()

@@ -162,6 +162,21 @@ def test_decoder_faults_raise_generation_error(fault, match):
         generator.generate("sit, then bark twice and turn right")
 
 
+def test_one_nan_among_the_allowed_logits_is_an_error():
+    session = ScriptedSession(TOKENIZER, ANSWERS)
+    poisoned = int(CONSTRAINTS["full"].allowed_rows(GRAMMAR.initial)[-1])
+    run = session.run
+
+    def run_with_nan(names, feed):
+        outputs = run(names, feed)
+        outputs[0][:, poisoned] = np.nan
+        return outputs
+
+    session.run = run_with_nan
+    with pytest.raises(GenerationError, match="non-finite"):
+        make_generator(session, "full").generate("walk two metres")
+
+
 def test_wrong_logits_shape_is_an_error():
     session = ScriptedSession(TOKENIZER, ANSWERS, head_token_ids=ACTION_IDS)  # action-head logits ...
     with pytest.raises(GenerationError, match="logits of shape"):
@@ -287,3 +302,73 @@ def test_configurations_agree_on_a_real_graph(head, transformer_decoder):
         for got, want in zip(results, reference, strict=True):
             assert got.text == want.text, key
             assert got.token_logprobs == pytest.approx(want.token_logprobs, abs=1e-4), key
+
+
+# -- a real exported graph (torch export of a tiny random Llama) ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported_llama(tmp_path_factory):
+    """A tiny random Llama exported by the project's exporter, with both heads, and the torch model itself."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    graph = pytest.importorskip("shadow_edge.export.decoder_graph")
+    convert = pytest.importorskip("shadow_edge.export.convert")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        vocab_size=VOCAB,
+        max_position_embeddings=256,
+        pad_token_id=EOS_ID,
+        eos_token_id=EOS_ID,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    out = {}
+    for head, ids in HEADS.items():
+        decoder = graph.DetachedDecoder(model, head_token_ids=ids)
+        info = convert.export_decoder_onnx(decoder, tmp_path_factory.mktemp(head) / "decoder.onnx")
+        caches = [
+            CacheSpec(**{k: c[k] for k in ("name", "layers", "kv_heads", "head_dim")}) for c in info["caches"]
+        ]
+        out[head] = (create_session(info["path"], providers="cpu", threads=1), caches)
+    return model, out
+
+
+def _torch_constrained_greedy(model, generator: Generator, text: str, limit: int) -> str:
+    import torch
+
+    ids = generator.encode_prompt(text)
+    constraint, state, out = generator.constraint, generator.constraint.initial, ""
+    row_ids = torch.as_tensor(generator.row_token_ids)
+    for _ in range(limit):
+        if constraint.only_eos(state):
+            break
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, -1, row_ids].numpy()
+        rows = constraint.allowed_rows(state)
+        row = int(rows[np.argmax(logits[rows])])
+        if row == constraint.eos_row:
+            break
+        state, out = constraint.advance(state, row), out + constraint.row_texts[row]
+        ids.append(int(generator.row_token_ids[row]))
+    return out
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_exported_graph_decodes_like_the_torch_model(head, exported_llama):
+    model, sessions = exported_llama
+    session, caches = sessions[head]
+    generator = make_generator(session, head, caches, max_new_tokens=20)
+    texts = [*TEXTS, "back up half a metre please", "走两米"]
+    batch = generator.generate_batch(texts)
+    for text, batched in zip(texts, batch, strict=True):
+        result = generator.generate(text)
+        assert result.text == _torch_constrained_greedy(model, generator, text, 20), text
+        assert batched.text == result.text, text  # left padding through the real graph
