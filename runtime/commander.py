@@ -242,10 +242,10 @@ class Commander:
         try:
             with self._lock:
                 generation = self.generator.generate(model_text)
-        except GenerationError as exc:
-            log.error("decoding failed: %s", exc)
+        except Exception as exc:  # GenerationError, or a bug: either way nothing may move
+            log.error("decoding failed: %s", exc, exc_info=not isinstance(exc, GenerationError))
             return self._result(
-                start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=str(exc)
+                start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=_describe(exc)
             )
         return self._decide(start, shown, model_text, removed, generation)
 
@@ -264,15 +264,15 @@ class Commander:
             try:
                 with self._lock:
                     generations = self.generator.generate_batch([t for _, t, _ in todo])
-            except GenerationError as exc:
-                log.error("decoding failed: %s", exc)
+            except Exception as exc:  # as in run()
+                log.error("decoding failed: %s", exc, exc_info=not isinstance(exc, GenerationError))
                 for i, _, _ in todo:
                     results[i] = self._result(
                         start,
                         _shown(texts[i]),
                         route=ROUTE_REJECT,
                         reason="model error: nothing executed",
-                        error=str(exc),
+                        error=_describe(exc),
                     )
                 return [r for r in results if r is not None]
             for (i, model_text, removed), generation in zip(todo, generations, strict=True):
@@ -417,6 +417,10 @@ class Commander:
             remote_answer=answer,
             **common,
         )
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, GenerationError) else f"{type(exc).__name__}: {exc}"
 
 
 def _shown(text: Any) -> str:

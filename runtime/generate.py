@@ -124,9 +124,6 @@ class _NumpyStepper:
             for _ in range(2 * c.layers)
         ]
 
-    def repeat_past(self, past: list[Any], batch: int) -> list[Any]:
-        return [np.repeat(np.asarray(p), batch, axis=0) for p in past]
-
     def __call__(
         self, ids: np.ndarray, mask: np.ndarray, pos: np.ndarray, past: list[Any]
     ) -> tuple[np.ndarray, list[Any]]:
@@ -148,12 +145,6 @@ class _IOBindingStepper(_NumpyStepper):
 
     def empty_past(self, batch: int) -> list[Any]:
         return [self._ort.OrtValue.ortvalue_from_numpy(p, self.device, 0) for p in super().empty_past(batch)]
-
-    def repeat_past(self, past: list[Any], batch: int) -> list[Any]:
-        return [
-            self._ort.OrtValue.ortvalue_from_numpy(np.repeat(p.numpy(), batch, axis=0), self.device, 0)
-            for p in past
-        ]
 
     def __call__(
         self, ids: np.ndarray, mask: np.ndarray, pos: np.ndarray, past: list[Any]

@@ -184,6 +184,20 @@ def test_a_decoder_failure_is_a_safe_error_result():
     assert cmd.run("walk two metres").accepted
 
 
+def test_an_unexpected_exception_is_a_safe_error_result(monkeypatch):
+    cmd, _ = commander()
+
+    def broken(text):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(cmd.generator, "generate", broken)
+    result = cmd.run("walk two metres")
+    assert (result.route, result.accepted, result.plan) == ("reject", False, None)
+    assert result.error == "KeyError: 'a bug'"
+    monkeypatch.setattr(cmd.generator, "generate_batch", broken)
+    assert [r.error for r in cmd.run_batch(["sit", ""])] == ["KeyError: 'a bug'", None]
+
+
 def test_unfinished_program_is_refused():
     cmd, _ = commander()
     cmd.generator.max_new_tokens = 2
