@@ -1,0 +1,504 @@
+"""Quantize an exported FP32 decoder (the `runtime.manifest` I/O contract) for the device it will run on.
+
+Precisions (the manifest's names):
+
+- ``"int8"``: dynamic INT8 for ARM / x86 CPUs. Weights of every weight MatMul become QInt8 (per output channel
+  by default: on real LLM weights, whose columns differ in range by an order of magnitude, it loses less than
+  one scale per tensor at no size cost); activations are quantized on the fly (DynamicQuantizeLinear ->
+  MatMulInteger), so no calibration data is needed. Attention's activation-by-activation MatMuls stay float.
+- ``"int8-qdq"``: static QDQ INT8 for TensorRT (Jetson). TensorRT only runs symmetric INT8 (zero point 0), so
+  activations and weights are both QInt8 and symmetric, weights per channel (axis 1 of the MatMul weight), with
+  Q/DQ pairs on the inputs of weight MatMuls only (NVIDIA's placement advice: quantize the inputs of weighted
+  ops, not their outputs). Activation ranges come from a CalibrationDataReader, which should feed decode steps
+  with real past K/V (see `shadow_edge.calibration.decode_steps.DecodeStepReader`).
+- ``"int4"``: blockwise weight-only MatMulNBits (symmetric INT4, block 32 by default), CPU and CUDA.
+
+What stays float, and why (`keep_fp32`):
+
+- ``"head"``: the MatMul(s) producing ``logits`` (and any other ``*logits`` output), found by tracing back from
+  the graph output. The head decides every greedy token directly, and its error is not averaged away by later
+  layers; with the restricted action-vocabulary head it is also tiny, so float costs almost nothing.
+- ``"embeddings"``: the Gather(s) indexed by ``input_ids``. They are not MatMuls, so no precision above
+  quantizes them; when ``"embeddings"`` is *not* kept, they are stored as INT8 with one scale per vocabulary
+  row (standard ONNX: int8 Gather -> Cast -> Mul by the gathered row scale, runs on every execution provider).
+  A row-wise scale keeps each token's vector to within 0.4% of its largest entry. For small decoders the
+  embedding table is most of the file (SmolLM2's is 28M of a detached shadow's ~44M parameters), so the INT8
+  size target (<= 30% of FP32) is only reachable with it quantized.
+- any other entry is an fnmatch pattern of node names to leave float (e.g. ``"/model/layers.0/*"``).
+
+The input is always pre-processed first (ONNX Runtime's symbolic + ONNX shape inference, `quant_pre_process`),
+which the quantizers rely on to know which tensors are float; ORT's graph optimizer is skipped there because it
+can fuse MatMul+Add into Gemm (which dynamic INT8 cannot quantize) and rename nodes. Models with external data
+(> 2 GB) are read and written with external data.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+from onnx.external_data_helper import uses_external_data
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("int8", "int8-qdq", "int4")
+HEAD = "head"
+EMBEDDINGS = "embeddings"
+DEFAULT_KEEP_FP32 = (HEAD,)
+# per-channel weights for dynamic INT8: measured better on real (SmolLM2) and outlier-channel test weights; see
+# tests/test_quantize.py::test_per_channel_is_not_worse and the module docstring
+DEFAULT_PER_CHANNEL = True
+BLOCK_SIZES = (16, 32, 64, 128, 256)
+INT8_METHODS = ("dynamic", "nbits")
+DEFAULT_INT8_METHOD = "dynamic"
+CALIBRATION_METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "percentile": CalibrationMethod.Percentile,
+    "entropy": CalibrationMethod.Entropy,
+}
+# above this many bytes of weights a model is written with external data (protobuf's limit is 2 GiB)
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+# ops a head's output may pass through on its way to the `logits` output (last-position select, reshapes,
+# casts, a bias or a logit scale); the walk follows only their data input
+_HEAD_UNARY = {"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Gather", "Slice", "Transpose",
+               "Expand", "Tanh"}  # fmt: skip
+_HEAD_BINARY = {"Add", "Sub", "Mul", "Div"}
+_HEAD_OPS = {"MatMul", "Gemm", "MatMulNBits", "MatMulInteger"}
+# ops that carry `input_ids` unchanged to the embedding Gather
+_IDS_PASS_THROUGH = {"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten"}
+
+
+class QuantizeError(RuntimeError):
+    """The model cannot be quantized as asked (missing or invalid file, unknown precision, nothing to quantize)."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Graph facts
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _constants(graph: onnx.GraphProto) -> set[str]:
+    names = {init.name for init in graph.initializer}
+    names.update(out for node in graph.node if node.op_type == "Constant" for out in node.output)
+    return names
+
+
+def find_head_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMul/Gemm nodes that produce the `logits` output(s), traced back from the graph outputs.
+
+    The walk passes through reshapes, casts, the last-position Gather/Slice, and elementwise ops with exactly
+    one non-constant input (a bias or a logit scale); it stops at anything with two live inputs (a residual Add,
+    a norm's Div), so it can never wander into the decoder's last layer.
+    """
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    constants = _constants(graph)
+    outputs = [o.name for o in graph.output if o.name.endswith("logits")]
+    if not outputs:
+        raise QuantizeError(f"the graph has no 'logits' output (outputs: {[o.name for o in graph.output]})")
+    heads: list[str] = []
+    for output in outputs:
+        found, stack, seen = [], [output], set()
+        while stack:
+            node = producer.get(stack.pop())
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type in _HEAD_OPS:
+                found.append(node.name)
+            elif node.op_type in _HEAD_UNARY:
+                stack.append(node.input[0])
+            elif node.op_type in _HEAD_BINARY:
+                live = [i for i in node.input if i and i not in constants]
+                if len(live) == 1:
+                    stack.append(live[0])
+        if not found:
+            raise QuantizeError(f"could not trace the output {output!r} back to a MatMul/Gemm head")
+        heads += [name for name in found if name not in heads]
+    if any(not name for name in heads):
+        raise QuantizeError("the head MatMul has no node name, so it cannot be excluded from quantization")
+    return heads
+
+
+def find_embedding_gathers(model: onnx.ModelProto, ids_input: str = "input_ids") -> list[str]:
+    """Names of the Gather nodes that look up a float initializer table by `input_ids` (the token embeddings)."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    inits = {init.name: init for init in graph.initializer}
+
+    def from_ids(name: str) -> bool:
+        for _ in range(8):
+            if name == ids_input:
+                return True
+            node = producer.get(name)
+            if node is None or node.op_type not in _IDS_PASS_THROUGH:
+                return False
+            name = node.input[0]
+        return False
+
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "Gather"
+        and node.input[0] in inits
+        and inits[node.input[0]].data_type in _FLOAT_TYPES
+        and len(inits[node.input[0]].dims) == 2
+        and from_ids(node.input[1])
+    ]
+
+
+def weight_matmuls(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMul nodes whose B input is a 2-D float initializer (the ones weight quantization touches)."""
+    inits = {init.name: init for init in model.graph.initializer}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul"
+        and node.input[1] in inits
+        and inits[node.input[1]].data_type in _FLOAT_TYPES
+        and len(inits[node.input[1]].dims) == 2
+    ]
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    return dict(sorted(Counter(node.op_type for node in model.graph.node).items()))
+
+
+def model_files(path: Path) -> list[Path]:
+    """The model file and the external data files it references (what must be copied / listed with it)."""
+    model = onnx.load(str(path), load_external_data=False)
+    files = [path]
+    for init in model.graph.initializer:
+        if uses_external_data(init):
+            location = next(e.value for e in init.external_data if e.key == "location")
+            file = path.parent / location
+            if file not in files:
+                files.append(file)
+    return files
+
+
+def model_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in model_files(path))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Steps
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    if not path.is_file():
+        raise QuantizeError(f"{path}: FP32 decoder not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        external = any(uses_external_data(init) for init in model.graph.initializer)
+        if external:
+            onnx.load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:  # onnx raises DecodeError, OSError, ValidationError, ...
+        raise QuantizeError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.graph.node:
+        raise QuantizeError(f"{path}: the ONNX graph is empty")
+    return model
+
+
+def _save(model: onnx.ModelProto, path: Path, external: bool) -> None:
+    data = path.with_name(path.name + ".data")
+    data.unlink(missing_ok=True)
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)  # fmt: skip
+    else:
+        onnx.save_model(model, str(path))
+
+
+def preprocess(src: Path, dst: Path, external: bool) -> None:
+    """Shape inference before quantizing (symbolic first; plain ONNX inference if the symbolic pass fails).
+
+    Runs from the output's folder: ORT's symbolic pass drops a debug model into the current directory when it
+    cannot infer every shape (it fails on some mask arithmetic, which plain ONNX inference handles).
+    """
+    src = src.resolve()
+    options = dict(skip_optimization=True, save_as_external_data=external, all_tensors_to_one_file=True,
+                   external_data_location=dst.name + ".data")  # fmt: skip
+    cwd = os.getcwd()
+    os.chdir(dst.parent)
+    try:
+        try:
+            quant_pre_process(str(src), str(dst.resolve()), **options)
+        except Exception as exc:
+            log.info("symbolic shape inference incomplete (%s); using ONNX shape inference only", exc)
+            quant_pre_process(str(src), str(dst.resolve()), skip_symbolic_shape=True, **options)
+    finally:
+        os.chdir(cwd)
+
+
+def quantize_embeddings(model: onnx.ModelProto, gathers: Sequence[str]) -> list[str]:
+    """Store each embedding table as INT8 with one scale per row: Gather(int8) -> Cast -> Mul(gathered scale).
+
+    Tables that something other than these Gathers also reads (a tied head that was not folded into its own
+    weight) are left float: quantizing a copy would make the file bigger, not smaller. Returns the names of
+    the tables quantized.
+    """
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    by_name = {node.name: node for node in graph.node}
+    readers = Counter(i for node in graph.node for i in node.input)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    done: list[str] = []
+    for name in gathers:
+        node = by_name[name]
+        table = node.input[0]
+        if readers[table] > 1 or any(o.name == table for o in graph.output):
+            log.info("embedding table %s has other readers; left float", table)
+            continue
+        if any(a.name == "axis" and a.i != 0 for a in node.attribute):
+            continue
+        init = inits[table]
+        weights = numpy_helper.to_array(init)
+        w32 = weights.astype(np.float32)
+        scale = np.abs(w32).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        q = np.clip(np.rint(w32 / scale[:, None]), -127, 127).astype(np.int8)
+        q_name, s_name = f"{table}_int8", f"{table}_row_scale"
+        graph.initializer.remove(init)
+        graph.initializer.extend(
+            [numpy_helper.from_array(q, q_name), numpy_helper.from_array(scale.astype(weights.dtype), s_name)]
+        )
+        out, ids = node.output[0], node.input[1]
+        prefix = name or table
+        new = [
+            helper.make_node("Gather", [q_name, ids], [f"{prefix}_q"], name=f"{prefix}_int8"),
+            helper.make_node(
+                "Cast", [f"{prefix}_q"], [f"{prefix}_qf"], name=f"{prefix}_cast", to=init.data_type
+            ),
+            helper.make_node("Gather", [s_name, ids], [f"{prefix}_s"], name=f"{prefix}_scale"),
+        ]
+        if opset >= 13:
+            axes = f"{prefix}_axes"
+            graph.initializer.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), axes))
+            new.append(
+                helper.make_node("Unsqueeze", [f"{prefix}_s", axes], [f"{prefix}_s2"], name=f"{prefix}_unsq")
+            )
+        else:
+            new.append(helper.make_node("Unsqueeze", [f"{prefix}_s"], [f"{prefix}_s2"], name=f"{prefix}_unsq",
+                                        axes=[-1]))  # fmt: skip
+        new.append(helper.make_node("Mul", [f"{prefix}_qf", f"{prefix}_s2"], [out], name=f"{prefix}_dequant"))
+        index = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, n in enumerate(new):
+            graph.node.insert(index + offset, n)
+        done.append(table)
+    return done
+
+
+def _quantize_nbits(
+    model: onnx.ModelProto, bits: int, block_size: int, accuracy_level: int | None, exclude: list[str]
+) -> None:
+    """Blockwise symmetric weight-only quantization of the weight MatMuls to MatMulNBits, in place."""
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=block_size, is_symmetric=True, accuracy_level=accuracy_level, quant_format=QuantFormat.QOperator,
+        op_types_to_quantize=("MatMul",), quant_axes=(("MatMul", 0),), bits=bits,
+    )  # fmt: skip
+    quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=exclude, algo_config=config)
+    nbits_log = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = nbits_log.level
+    nbits_log.setLevel(max(level, logging.WARNING))  # it logs a line per node of the graph at INFO
+    try:
+        quantizer.process()
+    finally:
+        nbits_log.setLevel(level)
+    if quantizer.model.model is not model:
+        model.CopyFrom(quantizer.model.model)
+
+
+class _CountingReader(CalibrationDataReader):
+    """Passes a calibration reader through, counting its samples; refuses one that gives none at all."""
+
+    def __init__(self, inner: CalibrationDataReader):
+        self.inner, self.count = inner, 0
+        self._first = inner.get_next()
+        if self._first is None:
+            raise QuantizeError("the calibration reader gave no samples")
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        item, self._first = (self._first, None) if self._first is not None else (self.inner.get_next(), None)
+        if item is not None:
+            self.count += 1
+        return item
+
+
+def _excluded(model: onnx.ModelProto, keep_fp32: Sequence[str], heads: list[str], path: Path) -> list[str]:
+    names = [node.name for node in model.graph.node if node.name]
+    excluded = list(heads) if HEAD in keep_fp32 else []
+    for pattern in keep_fp32:
+        if pattern in (HEAD, EMBEDDINGS):
+            continue
+        matched = fnmatch.filter(names, pattern)
+        if not matched:
+            raise QuantizeError(f"{path}: keep_fp32 pattern {pattern!r} matches no node of the graph")
+        excluded += [m for m in matched if m not in excluded]
+    return excluded
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------------------
+
+
+def quantize_decoder(
+    fp32_path: str | Path,
+    out_path: str | Path,
+    precision: str,
+    calibration_reader: CalibrationDataReader | None = None,
+    *,
+    keep_fp32: Sequence[str] = DEFAULT_KEEP_FP32,
+    per_channel: bool | None = None,
+    reduce_range: bool = False,
+    int8_method: str = DEFAULT_INT8_METHOD,
+    block_size: int = 32,
+    accuracy_level: int | None = 4,
+    calibrate_method: str = "minmax",
+    external_data: bool | None = None,
+) -> dict[str, Any]:
+    """Quantize the FP32 decoder at `fp32_path` to `precision` and write it to `out_path`.
+
+    `per_channel` defaults to True for both INT8 precisions. `reduce_range` (7-bit weights) only helps on x86
+    CPUs without VNNI. `block_size` and `accuracy_level` (4 = int8 activations inside MatMulNBits, the fast path
+    on ARM) apply to INT4. `calibrate_method` ("minmax", "percentile", "entropy") applies to INT8-QDQ, which
+    requires `calibration_reader`. `external_data` defaults to "as the input, or when the weights are > 1.8 GB".
+
+    Returns a report: what was quantized and kept float, node counts by op type, sizes, time. Raises
+    QuantizeError naming the file and the problem.
+    """
+    start = time.perf_counter()
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    keep_fp32 = tuple(keep_fp32)
+    if precision not in PRECISIONS:
+        hint = " (fp32 needs no quantization: use the exported model as it is)" if precision == "fp32" else ""
+        raise QuantizeError(f"unknown precision {precision!r}; expected one of {PRECISIONS}{hint}")
+    if precision == "int8-qdq" and calibration_reader is None:
+        raise QuantizeError("int8-qdq (static QDQ INT8) needs a calibration_reader")
+    if int8_method not in INT8_METHODS:
+        raise QuantizeError(f"unknown int8_method {int8_method!r}; expected one of {INT8_METHODS}")
+    if block_size not in BLOCK_SIZES:
+        raise QuantizeError(f"block_size must be one of {BLOCK_SIZES}, not {block_size}")
+    if calibrate_method not in CALIBRATION_METHODS:
+        raise QuantizeError(
+            f"unknown calibrate_method {calibrate_method!r}; expected one of {list(CALIBRATION_METHODS)}"
+        )
+    source = _load(fp32_path)
+    if out_path.resolve() == fp32_path.resolve():
+        raise QuantizeError(f"{out_path}: the output would overwrite the FP32 input")
+    if external_data is None:
+        weights = sum(init.ByteSize() for init in source.graph.initializer)
+        external_data = weights > EXTERNAL_DATA_THRESHOLD or any(
+            uses_external_data(init)
+            for init in onnx.load(str(fp32_path), load_external_data=False).graph.initializer
+        )
+    del source
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    per_channel = DEFAULT_PER_CHANNEL if per_channel is None else per_channel
+
+    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=out_path.parent) as tmp:
+        pre, quantized = Path(tmp) / "pre.onnx", Path(tmp) / "quantized.onnx"
+        preprocess(fp32_path, pre, external_data)
+        model = onnx.load(str(pre))
+        heads = find_head_nodes(model)
+        targets = weight_matmuls(model)
+        excluded = _excluded(model, keep_fp32, heads, fp32_path)
+        to_quantize = [name for name in targets if name not in excluded]
+        if not to_quantize:
+            raise QuantizeError(
+                f"{fp32_path}: no weight MatMul left to quantize (all excluded or none found)"
+            )
+        report: dict[str, Any] = {"precision": precision, "keep_fp32": list(keep_fp32), "head_nodes": heads}
+
+        if precision == "int8" and int8_method == "dynamic":
+            quantize_dynamic(
+                str(pre), str(quantized), op_types_to_quantize=["MatMul"], per_channel=per_channel,
+                reduce_range=reduce_range, weight_type=QuantType.QInt8, nodes_to_quantize=to_quantize,
+                nodes_to_exclude=excluded, use_external_data_format=external_data,
+                extra_options={"MatMulConstBOnly": True},
+            )  # fmt: skip
+            report.update(method="dynamic INT8 (DynamicQuantizeLinear + MatMulInteger)", per_channel=per_channel,
+                          reduce_range=reduce_range, weight_type="QInt8")  # fmt: skip
+        elif precision == "int8-qdq":
+            counting = _CountingReader(calibration_reader)
+            quantize_static(
+                str(pre), str(quantized), counting, quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8, nodes_to_quantize=to_quantize, nodes_to_exclude=excluded,
+                use_external_data_format=external_data, calibrate_method=CALIBRATION_METHODS[calibrate_method],
+                extra_options={
+                    "ActivationSymmetric": True,
+                    "WeightSymmetric": True,
+                    "OpTypesToExcludeOutputQuantization": ["MatMul"],
+                    "CalibMaxIntermediateOutputs": 64,
+                },
+            )  # fmt: skip
+            report.update(method="static QDQ INT8 (symmetric, for TensorRT)", per_channel=per_channel,
+                          activation_type="QInt8", weight_type="QInt8", calibrate_method=calibrate_method,
+                          calibration_samples=counting.count)  # fmt: skip
+        else:
+            bits = 4 if precision == "int4" else 8
+            not_targeted = [
+                n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in to_quantize
+            ]
+            _quantize_nbits(model, bits, block_size, accuracy_level, excluded + not_targeted)
+            _save(model, quantized, external_data)
+            report.update(method=f"weight-only INT{bits} (MatMulNBits, symmetric, blockwise)", block_size=block_size,
+                          accuracy_level=accuracy_level)  # fmt: skip
+        del model
+
+        result = onnx.load(str(quantized))
+        embedding_gathers = find_embedding_gathers(result)
+        tables = [] if EMBEDDINGS in keep_fp32 else quantize_embeddings(result, embedding_gathers)
+        report["embeddings"] = "int8 per-row" if tables else "float"
+        report["embedding_tables_quantized"] = tables
+        _save(result, out_path, external_data)
+
+    try:
+        session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
+        del session
+    except Exception as exc:
+        raise QuantizeError(f"{out_path}: the quantized model does not load in onnxruntime ({exc})") from None
+
+    counts = op_counts(result)
+    fp32_size, size = model_size(fp32_path), model_size(out_path)
+    report.update(
+        path=str(out_path),
+        files=[f.name for f in model_files(out_path)],
+        weight_matmuls=len(targets),
+        weight_matmuls_quantized=len(to_quantize),
+        kept_float=excluded,
+        op_counts=counts,
+        size_bytes={"fp32": fp32_size, "quantized": size},
+        size_ratio=round(size / fp32_size, 4),
+        seconds=round(time.perf_counter() - start, 2),
+    )
+    log.info("%s: %s, %d/%d weight MatMuls quantized, %.1f%% of FP32 size", out_path, report["method"],
+             len(to_quantize), len(targets), 100 * report["size_ratio"])  # fmt: skip
+    return report
