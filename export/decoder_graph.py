@@ -21,6 +21,14 @@ What the attached graph computes (peft 0.21's ShadowModel, read off `peft/tuners
                              if adapted:  s = (1 - g(h)) * s + g(h) * T(h)             (Eq. 5-7, update)
   logits = lm_head(norm(h)),  shadow_logits = lm_head(s0)  (the detached shadow's own prediction)
 Every step is per token and causal, so decoding with the two caches equals recomputing the whole sequence.
+
+Checkpoints of the official `shadow-peft` package (`export.official_checkpoint.OfficialShadowModel`) go through the
+same graphs: their wrapped blocks carry the same `shadow_inject` / `shadow_update` methods (with the package's math:
+blocks 1..L-1 only, a shared LayerNorm before bias-free Linear-SiLU-Linear update MLPs), the model describes itself
+with `shadow_parts()` as `_Parts` describes a peft model, and its shadow head is its own `shadow_lm_head` /
+`shadow_classifier_head`. One difference stays visible here: the package's shadow *classifier* pools position
+sum(mask) - 1 of each row (the last real token only without left padding), which the classifier graphs reproduce
+(`shadow_pooling="mask_sum"`); the base classifier pools the last attended token in both dialects.
 """
 
 from __future__ import annotations
@@ -112,14 +120,13 @@ def _block_forward(
 class _Stack(nn.Module):
     """The decoder layers, rotary embedding and final norm of one HF decoder, run on explicit K/V tensors.
 
-    For the attached base, the layers are peft `ShadowLayer`s: an adapted one injects the shadow state before its
-    block and advances it after (peft's own methods); the rest run the frozen block.
+    For the attached base, the adapted layers are ShadowPEFT-wrapped blocks (peft's `ShadowLayer` or the official
+    dialect's `OfficialShadowLayer`): such a layer injects the shadow state before its block and advances it after
+    (the layer's own `shadow_inject` / `shadow_update`); the rest run the frozen block.
     """
 
     def __init__(self, decoder: nn.Module, name: str, adapter: str | None = None) -> None:
         super().__init__()
-        from peft.tuners.shadow import ShadowLayer
-
         config = decoder.config
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise NotImplementedError(
@@ -135,7 +142,7 @@ class _Stack(nn.Module):
         # the frozen blocks (a ShadowLayer's base_layer); a plain list, they are registered through `layers`
         self._blocks: list[nn.Module] = []
         for index, layer in enumerate(self.layers):
-            wrapped = isinstance(layer, ShadowLayer)
+            wrapped = _is_shadow_layer(layer)
             if wrapped and layer.disable_adapters:
                 raise ValueError(f"{name} decoder layer {index}: the ShadowPEFT adapter is disabled")
             self.adapted.append(wrapped and adapter is not None and adapter in layer.shadow_down)
@@ -149,7 +156,7 @@ class _Stack(nn.Module):
         if any(self.adapted) and not all(self.adapted[first : first + sum(self.adapted)]):
             raise NotImplementedError(
                 f"{name} decoder: the ShadowPEFT-adapted blocks {[i for i, a in enumerate(self.adapted) if a]} are "
-                "not contiguous; peft's shadow state rides one contiguous run of blocks"
+                "not contiguous; the shadow state rides one contiguous run of blocks"
             )
         attn = self._blocks[0].self_attn
         self.kv_heads = attn.k_proj.out_features // attn.head_dim
@@ -227,6 +234,39 @@ def _pool_last_real(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     last = (attention_mask.ne(0).long() * positions).argmax(dim=-1)
     return torch.gather(hidden, 1, last[:, None, None].expand(-1, 1, hidden.shape[-1])).squeeze(1)
+
+
+def _pool_mask_sum(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, S, D] -> [B, D] at position sum(mask) - 1 of each row: the official package's classifier pooling (equal to
+    `_pool_last_real` without left padding; a left-padded row gets an earlier position, as in the package)."""
+    last = (attention_mask.ne(0).long().sum(dim=-1) - 1).clamp(min=0)
+    return torch.gather(hidden, 1, last[:, None, None].expand(-1, 1, hidden.shape[-1])).squeeze(1)
+
+
+POOLINGS = {"last_real": _pool_last_real, "mask_sum": _pool_mask_sum}
+
+
+def _pooling(name: str):
+    if name not in POOLINGS:
+        raise ValueError(f"unknown pooling {name!r}: expected one of {', '.join(POOLINGS)}")
+    return POOLINGS[name]
+
+
+def shadow_parts_of(model: Any) -> _Parts:
+    """What the shadow network of `model` is made of: `model.shadow_parts()` where the model describes itself (an
+    official `shadow-peft` checkpoint, `OfficialShadowModel`), else read off a peft `PeftModel` (`_Parts`)."""
+    describe = getattr(model, "shadow_parts", None)
+    if callable(describe):
+        return describe()
+    return _Parts(model)
+
+
+def _is_shadow_layer(layer: nn.Module) -> bool:
+    """A block wrapped with ShadowPEFT injection/update: peft's `ShadowLayer` or the official dialect's
+    `OfficialShadowLayer` (duck-typed: both carry `base_layer`, `shadow_down`, `shadow_inject`, `shadow_update`)."""
+    return all(
+        callable(getattr(layer, name, None)) for name in ("shadow_inject", "shadow_update")
+    ) and isinstance(getattr(layer, "shadow_down", None), nn.ModuleDict)
 
 
 def _check_supported_decoder(model: nn.Module, what: str) -> nn.Module:
@@ -408,7 +448,7 @@ class AttachedDecoder(_Graph):
         self, peft_model: Any, head_token_ids: Sequence[int] | None = None, shadow_logits: bool = False
     ) -> None:
         super().__init__()
-        parts = _Parts(peft_model)
+        parts = shadow_parts_of(peft_model)
         if parts.task.value != "CAUSAL_LM":
             raise ValueError(
                 f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use AttachedClassifier"
@@ -446,13 +486,17 @@ class DetachedClassifier(_Graph):
     """The detached shadow of a SEQ_CLS adapter (a plain HF `*ForSequenceClassification`, see
     `detached_sequence_classifier`): `input_ids, attention_mask -> logits [B, num_labels]`, no cache.
 
-    Positions are 0..S-1 as in HF's and peft's forward without `position_ids`; pooling is at the last attended token.
+    Positions are 0..S-1 as in HF's and peft's forward without `position_ids`; pooling is at the last attended token
+    (`pooling="last_real"`, HF's and peft's), or at position sum(mask) - 1 (`"mask_sum"`, the official package's
+    detached classifier).
     """
 
     task = "seq_cls"
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(self, classifier: nn.Module, pooling: str = "last_real") -> None:
         super().__init__()
+        self.pooling = pooling
+        self._pool = _pooling(pooling)
         decoder = _check_supported_decoder(classifier, "the detached classifier")
         self.embed_tokens = classifier.get_input_embeddings()
         self.vocab_size = int(self.embed_tokens.num_embeddings)
@@ -465,7 +509,7 @@ class DetachedClassifier(_Graph):
         positions = _positions_like(input_ids)
         mask = causal_mask(attention_mask, input_ids.shape[1], hidden.dtype)
         hidden, _ = self.stack(hidden, positions, mask, None)
-        return self.score(self.stack.norm(_pool_last_real(hidden, attention_mask)))
+        return self.score(self.stack.norm(self._pool(hidden, attention_mask)))
 
 
 class AttachedClassifier(_Graph):
@@ -473,17 +517,22 @@ class AttachedClassifier(_Graph):
 
     task = "seq_cls"
 
-    def __init__(self, peft_model: Any, shadow_logits: bool = False) -> None:
+    def __init__(
+        self, peft_model: Any, shadow_logits: bool = False, shadow_pooling: str | None = None
+    ) -> None:
         super().__init__()
-        parts = _Parts(peft_model)
+        parts = shadow_parts_of(peft_model)
         if parts.task.value != "SEQ_CLS":
             raise ValueError(
                 f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use AttachedDecoder"
             )
         self.core = _AttachedCore(parts)
-        score = _active_module(getattr(parts.base, "score", None), parts.adapter)
+        score = _active_module(_classifier_head(parts.base), parts.adapter)
         self.score = _Head(score, None, "base classifier `score` head")
         self.shadow_head = _Head(parts.head, None, "shadow classifier head") if shadow_logits else None
+        # the dialect's shadow pooling unless told otherwise (peft: last attended token; official: sum(mask) - 1)
+        self.shadow_pooling = shadow_pooling or getattr(parts, "shadow_pooling", "last_real")
+        self._pool_shadow = _pooling(self.shadow_pooling)
         self.norm = self.core.base.norm
         self.vocab_size = self.core.vocab_size
         self.extra_outputs = ("shadow_logits",) if shadow_logits else ()
@@ -497,7 +546,16 @@ class AttachedClassifier(_Graph):
         logits = self.score(self.norm(_pool_last_real(hidden, attention_mask)))
         if self.shadow_head is None:
             return logits
-        return logits, self.shadow_head(_pool_last_real(seed, attention_mask))
+        return logits, self.shadow_head(self._pool_shadow(seed, attention_mask))
+
+
+def _classifier_head(model: nn.Module) -> nn.Module | None:
+    """The classifier of an HF `*ForSequenceClassification` (`score` in Llama / Qwen, `classifier` elsewhere)."""
+    for attr in ("score", "classifier"):
+        head = getattr(model, attr, None)
+        if isinstance(head, nn.Module):
+            return head
+    return None
 
 
 def _positions_like(input_ids: torch.Tensor) -> torch.Tensor:
@@ -508,20 +566,34 @@ def _positions_like(input_ids: torch.Tensor) -> torch.Tensor:
 def graph_for(
     model: Any, mode: str, head_token_ids: Sequence[int] | None = None, shadow_logits: bool = False
 ) -> _Graph:
-    """The export graph for a peft ShadowPEFT model: `mode` "detached" or "attached", picked by the adapter's task."""
-    from shadow_edge.export.detached import detached_causal_lm, detached_sequence_classifier
+    """The export graph for a ShadowPEFT model: `mode` "detached" or "attached", picked by the adapter's task.
 
-    task = _Parts(model).task.value
+    `model` is a peft `PeftModel` with a ShadowPEFT adapter or an official `shadow-peft` checkpoint loaded by
+    `export.official_checkpoint.load_official_model` (an `OfficialShadowModel`); both export the same way. The
+    detached graph runs the folded detached shadow (`detached_model` / `official_detached_model`).
+    """
+    parts = shadow_parts_of(model)
+    task = parts.task.value
+    if mode not in ("detached", "attached"):
+        raise ValueError(f"unknown export mode {mode!r}: expected 'detached' or 'attached'")
+    if task != "CAUSAL_LM" and head_token_ids is not None:
+        raise ValueError("head_token_ids restricts an LM head; a SEQ_CLS adapter has a classifier head")
     if mode == "detached":
+        folded = _detached_hf_model(model)
         if task == "CAUSAL_LM":
-            return DetachedDecoder(detached_causal_lm(model), head_token_ids)
-        if head_token_ids is not None:
-            raise ValueError("head_token_ids restricts an LM head; a SEQ_CLS adapter has a classifier head")
-        return DetachedClassifier(detached_sequence_classifier(model))
-    if mode == "attached":
-        if task == "CAUSAL_LM":
-            return AttachedDecoder(model, head_token_ids, shadow_logits)
-        if head_token_ids is not None:
-            raise ValueError("head_token_ids restricts an LM head; a SEQ_CLS adapter has a classifier head")
-        return AttachedClassifier(model, shadow_logits)
-    raise ValueError(f"unknown export mode {mode!r}: expected 'detached' or 'attached'")
+            return DetachedDecoder(folded, head_token_ids)
+        return DetachedClassifier(folded, pooling=getattr(parts, "shadow_pooling", "last_real"))
+    if task == "CAUSAL_LM":
+        return AttachedDecoder(model, head_token_ids, shadow_logits)
+    return AttachedClassifier(model, shadow_logits)
+
+
+def _detached_hf_model(model: Any) -> nn.Module:
+    """The detached shadow folded into a plain HF model, by dialect."""
+    if callable(getattr(model, "shadow_parts", None)):
+        from shadow_edge.export.official_checkpoint import official_detached_model
+
+        return official_detached_model(model)
+    from shadow_edge.export.detached import detached_model
+
+    return detached_model(model)

@@ -636,6 +636,10 @@ class OfficialParts(_Parts):
     """`export.detached._Parts` for an `OfficialShadowModel`: the same fields, read off the official model, so the
     detached folding and the export graphs need no dialect switch."""
 
+    # The package's shadow classifier pools position sum(mask) - 1 (`pool_like_package`); the export graphs read this
+    # (peft's `_Parts` has no such attribute: its pooling is the last attended token, "last_real").
+    shadow_pooling = "mask_sum"
+
     def __init__(self, model: OfficialShadowModel) -> None:  # noqa: D107 -- deliberately not calling _Parts.__init__
         from peft.utils import TaskType
 
