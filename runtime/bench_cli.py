@@ -1,19 +1,50 @@
-"""`shadow-bench`: measure an exported model on this machine, optionally against a reference implementation.
+"""`shadow-bench`: measure an exported model on this machine, optionally against reference implementations.
 
-The command-line contract is `shared/spec/cli.md`. Benchmarking is not implemented yet (issue 4): `main` parses
-its arguments, says so on stderr and exits with status 2, reporting no numbers. Standard library only here, so the
-command loads on a device without torch (a torch reference, when implemented, is imported only when asked for).
+The command-line contract is `shared/spec/cli.md`; what is measured and how is `runtime.bench`. One run:
+
+1. load the export directory with `Commander` (the robot's code path) and measure `--commands` commands of the
+   robot-dog test split (spread evenly over it; or `--commands-file`) after `--warmup` commands;
+2. read the peak resident memory right then; optionally run a `--stream` of commands watching resident memory;
+3. measure the memory copy bandwidth and count the weight bytes a decode step reads (bandwidth-bound ratio);
+4. for each `--against` reference, run `python -m shadow_edge.export.bench_references NAME` in its own process
+   (torch is never imported here) on the same commands, and add its numbers and our speed-up over it;
+5. write the JSON report (`--out`, default `bench-<model dir name>.json` next to MODEL_DIR) and a PNG plot beside
+   it (made by `shadow_edge.export.bench_plot` in its own process, when matplotlib is installed).
+
+`--json` prints the report on stdout (without the per-command samples the file keeps); progress goes to stderr.
+Exit status: 0 when everything asked for was measured; 1 when the model cannot run, a reference failed (the report
+is still written, the reference's entry says why) or nothing could be measured; 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
+from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
 
 PROG = "shadow-bench"
-NOT_IMPLEMENTED = f"{PROG}: not implemented yet (see issue 4)"
-EXIT_NOT_IMPLEMENTED = 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+REFERENCES = ("torch", "optimum")  # what --against knows (export/bench_references.py)
+REFERENCE_PACKAGES = {
+    "torch": ("torch", "transformers", "peft"),
+    "optimum": ("torch", "transformers", "peft", "optimum"),
+}
+REFERENCE_MODULE = "shadow_edge.export.bench_references"
+PLOT_MODULE = "shadow_edge.export.bench_plot"
+DEFAULT_COMMANDS = 200
+DEFAULT_WARMUP = 10
+DEFAULT_SPLIT = "test"
+
+log = logging.getLogger(PROG)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,17 +66,433 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REF",
         action="append",
         default=None,
-        help="reference implementation to compare with, e.g. torch or optimum; repeat the option "
-        "(or separate names with commas) for several",
+        help="reference implementation to compare with: torch (peft's detached shadow, HF generate, fp32) or "
+        "optimum (the detached shadow exported by optimum-onnx, ORTModelForCausalLM.generate); repeat the "
+        "option (or separate names with commas) for several. Needs the export extra (torch, peft, optimum)",
     )
-    parser.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON report on stdout (progress goes to stderr)"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        default=None,
+        help="where to write the JSON report (default: bench-<MODEL_DIR name>.json next to MODEL_DIR); the plot "
+        "is written beside it as .png",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="do not draw the PNG plot")
+    parser.add_argument(
+        "--commands",
+        type=int,
+        default=DEFAULT_COMMANDS,
+        metavar="N",
+        help=f"commands to measure, spread evenly over the split (default: {DEFAULT_COMMANDS}; 0 = all)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        metavar="N",
+        help=f"unmeasured commands first, for every implementation (default: {DEFAULT_WARMUP})",
+    )
+    parser.add_argument(
+        "--commands-file",
+        metavar="FILE",
+        default=None,
+        help='JSONL with one {"text": ...} per line to measure instead of the robot-dog test split',
+    )
+    parser.add_argument(
+        "--stream",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run a steady stream of N commands (e.g. 1000) and report resident-memory growth along it",
+    )
+    parser.add_argument(
+        "--base",
+        metavar="PATH",
+        default=None,
+        help="base checkpoint for the references (default: the manifest's source.base, else bundled SmolLM2)",
+    )
+    parser.add_argument(
+        "--adapter",
+        metavar="PATH",
+        default=None,
+        help="ShadowPEFT adapter for the references (default: the manifest's source.adapter)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help="where the optimum reference export is cached (default: bench-cache next to MODEL_DIR)",
+    )
+    parser.add_argument(
+        "--provider",
+        default="auto",
+        metavar="NAME",
+        help="onnxruntime execution provider(s) for the model: auto, cpu, cuda, tensorrt (default: auto)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="intra-op threads for the model and every reference (default: physical cores)",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="longest program in tokens, the same for every implementation (default: 64)",
+    )
+    parser.add_argument(
+        "--bandwidth-mb",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="buffer size for the memory-bandwidth measurement (default: 256; much larger than any cache)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     return parser
 
 
+class BenchUsageError(ValueError):
+    """Bad options (exit status 2)."""
+
+
+class BenchRunError(RuntimeError):
+    """Something the run needs is missing or failed (exit status 1)."""
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _references(values: Sequence[str] | None) -> list[str]:
+    names: list[str] = []
+    for value in values or []:
+        for name in (n.strip().lower() for n in value.split(",")):
+            if not name:
+                continue
+            if name not in REFERENCES:
+                raise BenchUsageError(
+                    f"--against: unknown reference {name!r} (known: {', '.join(REFERENCES)})"
+                )
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def read_commands(path: str | None, split: str = DEFAULT_SPLIT) -> list[str]:
+    """Command texts: from a JSONL file (`{"text": ...}` per line), or the packaged robot-dog split."""
+    if path is None:
+        data = resources.files("shadow_edge.calibration").joinpath("data", f"{split}.jsonl")
+        try:
+            lines = data.read_text(encoding="utf-8").splitlines()
+        except (OSError, ModuleNotFoundError) as exc:
+            raise BenchRunError(
+                f"the robot-dog {split} split is not installed ({exc}); pass --commands-file"
+            ) from None
+        where = f"robot-dog {split} split"
+    else:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BenchRunError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        where = path
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise BenchRunError(f"{where}: line {number} is not JSON") from None
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise BenchRunError(f'{where}: line {number} has no "text" string')
+        texts.append(item["text"])
+    if not texts:
+        raise BenchRunError(f"{where}: no commands in it")
+    return texts
+
+
+def spread(texts: Sequence[str], n: int) -> list[str]:
+    """`n` texts spread evenly over `texts` (every k-th), so every command kind and language is covered."""
+    if n <= 0 or n >= len(texts):
+        return list(texts)
+    step = len(texts) / n
+    return [texts[int(i * step)] for i in range(n)]
+
+
+def reference_source(
+    manifest_raw: dict[str, Any], base: str | None, adapter: str | None, model_dir: Path
+) -> dict:
+    """Base and adapter the references are built from: the options, else the manifest's `source`."""
+    source = manifest_raw.get("source") if isinstance(manifest_raw.get("source"), dict) else {}
+    base = base if base is not None else source.get("base")
+    adapter = adapter if adapter is not None else source.get("adapter")
+    if not adapter:
+        raise BenchRunError(
+            f"{model_dir / 'manifest.json'} does not say which adapter the model was exported from "
+            "(source.adapter); pass --adapter PATH for the references"
+        )
+
+    def located(path: str) -> str:
+        p = Path(path).expanduser()
+        if not p.is_absolute() and not p.exists() and (model_dir / p).exists():
+            p = model_dir / p  # recorded relative to the export directory
+        return str(p)
+
+    adapter = located(adapter)
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise BenchRunError(f"adapter {adapter}: no adapter_config.json there (not a peft adapter directory)")
+    if base is not None:
+        base = located(base)
+        if not Path(base).is_dir():
+            raise BenchRunError(f"base {base}: not a directory")
+    return {"base": base, "adapter": adapter}
+
+
+def _check_reference_packages(names: Sequence[str]) -> None:
+    """Refuse early (before minutes of measuring) when a reference's packages are not installed (no import)."""
+    for name in names:
+        missing = [m for m in REFERENCE_PACKAGES[name] if find_spec(m) is None]
+        if missing:
+            raise BenchRunError(
+                f"--against {name} needs {', '.join(missing)}, which is not installed here "
+                "(pip install 'shadow-edge[export]'); the runtime itself does not need it"
+            )
+
+
+def run_reference(
+    name: str,
+    texts: Sequence[str],
+    source: dict[str, str | None],
+    *,
+    max_new_tokens: int,
+    warmup: int,
+    threads: int,
+    cache_dir: Path,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Measure reference `name` in its own process; BenchRunError with its message when it fails."""
+    texts_file = workdir / f"{name}-texts.json"
+    out_file = workdir / f"{name}-result.json"
+    texts_file.write_text(json.dumps({"texts": list(texts)}), encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        REFERENCE_MODULE,
+        name,
+        "--texts",
+        str(texts_file),
+        "--out",
+        str(out_file),
+        "--adapter",
+        str(source["adapter"]),
+        "--max-new-tokens",
+        str(max_new_tokens),
+        "--warmup",
+        str(warmup),
+        "--threads",
+        str(threads),
+        "--cache-dir",
+        str(cache_dir),
+    ]
+    if source.get("base"):
+        command += ["--base", str(source["base"])]
+    log.info("measuring the %s reference in its own process", name)
+    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    for line in lines:
+        log.info("%s", line)
+    if completed.returncode != 0 or not out_file.is_file():
+        last = lines[-1] if lines else f"exit status {completed.returncode}"
+        raise BenchRunError(f"the {name} reference failed: {last}")
+    return json.loads(out_file.read_text(encoding="utf-8"))
+
+
+def draw_plot(report_path: Path, plot_path: Path) -> str | None:
+    """Draw the plot in its own process (matplotlib is not a runtime dependency); the reason when it cannot."""
+    if find_spec("matplotlib") is None:
+        return "matplotlib is not installed"
+    completed = subprocess.run(
+        [sys.executable, "-m", PLOT_MODULE, str(report_path), str(plot_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if completed.returncode != 0 or not plot_path.is_file():
+        lines = [line for line in completed.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"the plotter exited with status {completed.returncode}"
+    return None
+
+
+def _progress(done: int, total: int) -> None:
+    if done == total or done % max(1, total // 10) == 0:
+        log.info("%d/%d commands", done, total)
+
+
+def _output_paths(model_dir: Path, out: str | None) -> tuple[Path, Path]:
+    report = Path(out) if out else model_dir.resolve().parent / f"bench-{model_dir.resolve().name}.json"
+    return report, report.with_suffix(".png")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for name, value, low in (
+        ("--commands", args.commands, 0),
+        ("--warmup", args.warmup, 0),
+        ("--stream", args.stream, 0),
+        ("--threads", args.threads, 1),
+        ("--max-new-tokens", args.max_new_tokens, 1),
+        ("--bandwidth-mb", args.bandwidth_mb, 1),
+    ):
+        if value is not None and value < low:
+            raise BenchUsageError(f"{name} must be >= {low}, got {value}")
+    if 0 < args.stream < 10:
+        raise BenchUsageError(f"--stream needs at least 10 commands (got {args.stream})")
+
+
+def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """Measure as the options say; returns the report (with per-command samples) and the references that failed."""
+    from . import bench as core
+    from .commander import Commander, ModelLoadError
+    from .generate import DEFAULT_MAX_NEW_TOKENS
+    from .manifest import ManifestError, load_manifest
+    from .session import physical_cores
+
+    model_dir = Path(args.model_dir)
+    references = _references(args.against)
+    if not model_dir.is_dir():
+        raise BenchRunError(
+            f"MODEL_DIR {model_dir}: not a directory (expected a shadow-export output directory)"
+        )
+    try:
+        manifest = load_manifest(model_dir, verify_files=False)  # Commander verifies every file below
+    except ManifestError as exc:
+        raise BenchRunError(f"cannot run the model in MODEL_DIR: {exc}") from None
+    source = None
+    if references:
+        source = reference_source(manifest.raw, args.base, args.adapter, model_dir)
+        _check_reference_packages(references)
+    texts = spread(read_commands(args.commands_file), args.commands)
+    max_new_tokens = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+    threads = args.threads or physical_cores()
+
+    log.info("loading %s", model_dir)
+    try:
+        commander = Commander(
+            model_dir, providers=args.provider, threads=threads, max_new_tokens=max_new_tokens, warmup=True
+        )
+    except ModelLoadError as exc:
+        raise BenchRunError(f"cannot run the model in MODEL_DIR: {exc}") from None
+    log.info("measuring %d commands after %d warm-up commands", len(texts), args.warmup)
+    try:
+        samples = core.measure_commands(commander, texts, warmup=args.warmup, progress=_progress)
+    except core.BenchError as exc:
+        raise BenchRunError(str(exc)) from None
+    peak = core.peak_rss_mb()  # before anything else can raise the high-water mark
+    stream = None
+    if args.stream:
+        log.info("stream check: %d commands", args.stream)
+        stream = core.stream_check(commander, texts, args.stream)
+    log.info("measuring memory bandwidth (%d MB buffer)", args.bandwidth_mb)
+    bandwidth = core.copy_bandwidth(args.bandwidth_mb)
+    report = core.runtime_report(commander, samples, peak_rss=peak, bandwidth=bandwidth, warmup=args.warmup)
+    report["stream"] = stream
+    report["commands_source"] = args.commands_file or f"robot-dog {DEFAULT_SPLIT} split"
+    report["samples"] = {
+        "command_latency_ms": [round(s.latency_ms, 4) for s in samples],
+        "decode_ms_per_token": [round(ms, 4) for s in samples for ms in s.step_ms],
+    }
+    del commander  # the references run in other processes; free the session first
+
+    failed = []
+    if references:
+        report["reference_source"] = source
+        cache_dir = Path(args.cache_dir) if args.cache_dir else model_dir.resolve().parent / "bench-cache"
+        ours = [s.program for s in samples]
+        with tempfile.TemporaryDirectory(prefix="shadow-bench-") as workdir:
+            for name in references:
+                try:
+                    measured = run_reference(
+                        name,
+                        texts,
+                        source,
+                        max_new_tokens=max_new_tokens,
+                        warmup=args.warmup,
+                        threads=threads,
+                        cache_dir=cache_dir,
+                        workdir=Path(workdir),
+                    )
+                    entry = core.add_reference(report, name, measured, our_programs=ours)
+                    report["samples"][f"{name}_command_latency_ms"] = [
+                        round(v, 4) for v in measured["latencies_ms"]
+                    ]
+                    log.info(
+                        "%s: median %.1f ms per command, ours %.1f ms: %.2fx",
+                        name,
+                        entry["command_latency_ms"]["median"],
+                        report["command_latency_ms"]["median"],
+                        entry["speedup"] or 0.0,
+                    )
+                except (BenchRunError, core.BenchError) as exc:
+                    _error(str(exc))
+                    report["against"][name] = {"error": str(exc)}
+                    failed.append(name)
+    return report, failed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print(NOT_IMPLEMENTED, file=sys.stderr)
-    return EXIT_NOT_IMPLEMENTED
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format=f"{PROG}: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        _validate(args)
+        report, failed = bench(args)
+    except BenchUsageError as exc:
+        parser.print_usage(sys.stderr)
+        _error(str(exc))
+        return EXIT_USAGE
+    except BenchRunError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+    report_path, plot_path = _output_paths(Path(args.model_dir), args.out)
+    report["report_path"] = str(report_path)
+    report["plot"] = None
+    try:
+        _write_json(report_path, report)
+        if not args.no_plot:
+            problem = draw_plot(report_path, plot_path)
+            if problem is None:
+                report["plot"] = str(plot_path)
+            else:
+                log.warning("no plot: %s", problem)
+                report["plot_error"] = problem
+            _write_json(report_path, report)
+    except OSError as exc:
+        _error(f"{report_path}: cannot write the report ({exc.strerror or exc})")
+        return EXIT_ERROR
+    log.info("report: %s%s", report_path, f", plot: {plot_path}" if report["plot"] else "")
+    if args.json:
+        shown = {k: v for k, v in report.items() if k != "samples"}
+        print(json.dumps(shown, indent=2, ensure_ascii=False), flush=True)
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,352 @@
+"""Reference implementations `shadow-bench --against` compares the runtime with (they need torch, so not runtime).
+
+- ``torch``: peft's own detached shadow, `PeftModel.from_pretrained(base, adapter).base_model.unload_shadow()` (a
+  `DetachedShadowModel`), run with Hugging Face `generate`: FP32, KV cache, greedy.
+- ``optimum``: the same detached shadow as an ordinary HF checkpoint (`export.detached.save_detached`), exported by
+  optimum-onnx (`text-generation-with-past`, FP32) and run with `ORTModelForCausalLM.generate`, greedy. The export
+  is cached under `--cache-dir`, keyed by the adapter's and base's files, so only the first run pays for it.
+
+Both get the same commands, the same chat prompt the model was trained with, the same `max_new_tokens` and the same
+number of threads as the runtime, and are timed the same way: text in -> program text decoded -> validated by the
+same safety layer (`runtime.safety.plan_program`). Time to first token is a second generation of the same prompt
+stopped after one token.
+
+`shadow-bench` runs each reference in its own process (`python -m shadow_edge.export.bench_references NAME ...`), so
+the runtime's process never imports torch and each implementation's peak memory is its own. That process reads the
+commands from a JSON file and writes its per-command measurements to another (see `main`); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REFERENCES = ("torch", "optimum")
+EXIT_OK, EXIT_ERROR, EXIT_MISSING = 0, 1, 3
+# the packages each reference needs (import names), and what to install when they are missing
+NEEDS = {
+    "torch": ("torch", "transformers", "peft"),
+    "optimum": ("torch", "transformers", "peft", "optimum.onnxruntime", "optimum.exporters.onnx"),
+}
+INSTALL_HINT = "pip install 'shadow-edge[export]'"
+
+
+class ReferenceError(RuntimeError):
+    """A reference cannot be built or run here; the message says what is missing or wrong."""
+
+
+def missing_packages(name: str) -> list[str]:
+    """The packages reference `name` needs that cannot be imported (imports them, so only in the reference's
+    own process)."""
+    import importlib
+
+    missing = []
+    for module in NEEDS[name]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    return missing
+
+
+# -- building the models -------------------------------------------------------------------------------------------
+
+
+def _load_peft(base: str | None, adapter: str) -> tuple[Any, Any]:
+    """`(peft_model, tokenizer)`: the base (bundled SmolLM2 when `base` is None) with the ShadowPEFT adapter."""
+    from peft import PeftModel
+
+    from .base_model import load_base
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ReferenceError(f"{adapter}: no adapter_config.json (not a peft adapter directory)")
+    base_model, tokenizer = load_base(base)
+    model = PeftModel.from_pretrained(base_model, adapter)
+    model.eval()
+    return model, tokenizer
+
+
+def _greedy(model: Any) -> None:
+    """Greedy decoding without the sampling defaults a chat model's generation config carries (and their warnings)."""
+    config = model.generation_config
+    config.do_sample = False
+    config.num_beams = 1
+    for attr in ("temperature", "top_p", "top_k", "min_p", "typical_p"):
+        if hasattr(config, attr):
+            setattr(config, attr, None)
+
+
+def build_torch(base: str | None, adapter: str, threads: int) -> tuple[Any, Any, dict[str, Any]]:
+    """peft's `DetachedShadowModel` (a private copy; the base is released) and the tokenizer."""
+    import peft
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    peft_model, tokenizer = _load_peft(base, adapter)
+    detached = peft_model.base_model.unload_shadow(copy=True)
+    del peft_model
+    gc.collect()
+    detached.eval()
+    _greedy(detached)
+    details = {
+        "implementation": "peft DetachedShadowModel.generate (PyTorch, fp32, KV cache, greedy)",
+        "precision": "fp32",
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
+    }
+    return detached, tokenizer, details
+
+
+def _files_digest(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.name).encode())
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def optimum_export(peft_model: Any, tokenizer: Any, base_dir: Path, adapter: str, cache_dir: Path) -> Path:
+    """The detached shadow exported by optimum-onnx (FP32, with past), cached by the adapter's and base's files."""
+    import optimum.exporters.onnx as optimum_onnx
+
+    from .detached import save_detached
+
+    weights = sorted(Path(adapter).glob("*.safetensors")) + [Path(adapter) / "adapter_config.json"]
+    weights += sorted(base_dir.glob("*.safetensors")) + [base_dir / "config.json"]
+    key = _files_digest([p for p in weights if p.is_file()])
+    target = cache_dir / f"optimum-detached-{key}"
+    if (target / "config.json").is_file() and any(target.glob("*.onnx")):
+        log.info("optimum export: using the cached %s", target)
+        return target
+    partial = cache_dir / f".optimum-detached-{key}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        log.info("optimum export: saving the detached shadow and exporting it with optimum-onnx (once)")
+        source = save_detached(peft_model, partial / "detached", tokenizer, adapter_path=adapter)
+        optimum_onnx.main_export(
+            str(source), output=partial / "onnx", task="text-generation-with-past", do_validation=False
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        (partial / "onnx").rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def build_optimum(
+    base: str | None, adapter: str, threads: int, cache_dir: Path
+) -> tuple[Any, Any, dict[str, Any]]:
+    """`ORTModelForCausalLM` over optimum's export of the detached shadow, and the tokenizer."""
+    import onnxruntime as ort
+    import optimum.onnxruntime as optimum_ort
+    import torch
+    import transformers
+
+    from .base_model import resolve_base
+
+    torch.set_num_threads(threads)
+    base_dir = resolve_base(base)
+    peft_model, tokenizer = _load_peft(str(base_dir), adapter)
+    onnx_dir = optimum_export(peft_model, tokenizer, base_dir, adapter, cache_dir)
+    del peft_model
+    gc.collect()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = optimum_ort.ORTModelForCausalLM.from_pretrained(
+        onnx_dir, provider="CPUExecutionProvider", session_options=options, use_cache=True
+    )
+    _greedy(model)
+    try:
+        from importlib.metadata import version
+
+        optimum_version = version("optimum")
+        optimum_onnx_version = version("optimum-onnx")
+    except Exception:  # metadata missing in an odd install: the numbers do not depend on it
+        optimum_version = optimum_onnx_version = None
+    details = {
+        "implementation": "optimum-onnx export of the detached shadow, ORTModelForCausalLM.generate (fp32, greedy)",
+        "precision": "fp32",
+        "onnx_dir": str(onnx_dir),
+        "versions": {
+            "optimum": optimum_version,
+            "optimum-onnx": optimum_onnx_version,
+            "onnxruntime": ort.__version__,
+            "transformers": transformers.__version__,
+        },
+    }
+    return model, tokenizer, details
+
+
+# -- measuring -----------------------------------------------------------------------------------------------------
+
+
+def command_runner(model: Any, tokenizer: Any, max_new_tokens: int) -> Callable[[str, int], tuple[str, int]]:
+    """`run(text, limit) -> (canonical program or raw answer, new tokens)`: prompt, greedy generate, decode,
+    safety layer: what the runtime does for one command."""
+    import torch
+    from shadow_edge.runtime.actions import load_spec
+    from shadow_edge.runtime.safety import plan_program
+
+    from .robot_dog_task import encode_prompt, end_of_turn_id
+
+    spec = load_spec()
+    eos = end_of_turn_id(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+
+    @torch.inference_mode()
+    def run(text: str, limit: int = max_new_tokens) -> tuple[str, int]:
+        ids = torch.tensor([encode_prompt(tokenizer, text)], dtype=torch.long)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=limit,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
+        new = out[0, ids.shape[1] :].tolist()
+        answer = tokenizer.decode(
+            new[: new.index(eos)] if eos in new else new, skip_special_tokens=True
+        ).strip()
+        plan = plan_program(answer, spec)
+        return plan.program or answer, len(new)
+
+    return run
+
+
+def measure(
+    run: Callable[..., tuple[str, int]], texts: Sequence[str], warmup: int, progress_every: int = 0
+) -> dict[str, list]:
+    """Per-command latency (text -> validated program), time to first token, new tokens and programs."""
+    for i in range(max(0, warmup)):
+        run(texts[i % len(texts)])
+        run(texts[i % len(texts)], 1)
+    latencies, ttft, new_tokens, programs = [], [], [], []
+    for i, text in enumerate(texts):
+        t0 = time.perf_counter()
+        program, n = run(text)
+        latencies.append((time.perf_counter() - t0) * 1000.0)
+        t0 = time.perf_counter()
+        run(text, 1)
+        ttft.append((time.perf_counter() - t0) * 1000.0)
+        new_tokens.append(n)
+        programs.append(program)
+        if progress_every and (i + 1) % progress_every == 0:
+            log.info("%d/%d commands", i + 1, len(texts))
+    return {"latencies_ms": latencies, "ttft_ms": ttft, "new_tokens": new_tokens, "programs": programs}
+
+
+def run_reference(
+    name: str,
+    texts: Sequence[str],
+    *,
+    adapter: str,
+    base: str | None = None,
+    max_new_tokens: int = 64,
+    warmup: int = 10,
+    threads: int = 1,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Build reference `name` and measure it on `texts`; the result is what `runtime.bench.add_reference` takes."""
+    if name not in REFERENCES:
+        raise ReferenceError(f"unknown reference {name!r} (known: {', '.join(REFERENCES)})")
+    if not texts:
+        raise ReferenceError("no commands to measure")
+    missing = missing_packages(name)
+    if missing:
+        raise ReferenceError(
+            f"--against {name} needs {', '.join(missing)}, not installed here ({INSTALL_HINT})"
+        )
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    start = time.perf_counter()
+    if name == "torch":
+        model, tokenizer, details = build_torch(base, adapter, threads)
+    else:
+        cache = Path(cache_dir) if cache_dir is not None else Path("build") / "bench-cache"
+        model, tokenizer, details = build_optimum(base, adapter, threads, cache)
+    load_s = time.perf_counter() - start
+    log.info("%s reference ready in %.1f s; measuring %d commands", name, load_s, len(texts))
+    result = measure(
+        command_runner(model, tokenizer, max_new_tokens), texts, warmup, max(1, len(texts) // 10)
+    )
+    from shadow_edge.runtime.bench import peak_rss_mb
+
+    result.update(details)
+    result.update(
+        threads=threads, load_s=round(load_s, 2), peak_rss_mb=peak_rss_mb(), max_new_tokens=max_new_tokens
+    )
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m shadow_edge.export.bench_references",
+        description="Measure one reference implementation for shadow-bench (see the module docstring).",
+    )
+    parser.add_argument("name", choices=REFERENCES)
+    parser.add_argument("--texts", required=True, type=Path, help='JSON file {"texts": [...]}')
+    parser.add_argument("--out", required=True, type=Path, help="where to write the measurements (JSON)")
+    parser.add_argument("--adapter", required=True, help="the ShadowPEFT adapter directory (peft format)")
+    parser.add_argument("--base", default=None, help="base checkpoint directory (default: bundled SmolLM2)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="where the optimum export is cached")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format=f"shadow-bench [{args.name}]: %(message)s", stream=sys.stderr
+    )
+    try:
+        texts = json.loads(args.texts.read_text(encoding="utf-8"))["texts"]
+        result = run_reference(
+            args.name,
+            texts,
+            adapter=args.adapter,
+            base=args.base,
+            max_new_tokens=args.max_new_tokens,
+            warmup=args.warmup,
+            threads=args.threads,
+            cache_dir=args.cache_dir,
+        )
+    except ReferenceError as exc:
+        print(f"shadow-bench [{args.name}]: {exc}", file=sys.stderr)
+        return EXIT_MISSING if "not installed" in str(exc) else EXIT_ERROR
+    except (
+        Exception
+    ) as exc:  # a reference failing is reported to shadow-bench in one line; details in the log
+        log.debug("reference failed", exc_info=True)
+        print(f"shadow-bench [{args.name}]: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    args.out.write_text(json.dumps(result) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
