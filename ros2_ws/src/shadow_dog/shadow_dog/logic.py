@@ -1,0 +1,506 @@
+"""The node's behaviour, free of any transport: commands in, velocities, sport requests and records out.
+
+Transports call the input methods from their callbacks (`submit_text`, `submit_speech`, `stop`, `set_estop`,
+`heartbeat`); a worker calls `process_next` (the model runs there, outside the lock); a timer calls `tick` every
+control period. Everything reads one clock (`clock()`, seconds), so tests drive it with a fake clock and no sleeps.
+
+Safety rules (each has a test in tests/test_dog_node_logic.py):
+
+- only programs the safety layer accepted move the robot, and every velocity goes through `clamp_twist`;
+- a newer accepted program pre-empts the running one; at most `max_pending_commands` wait for the model (oldest
+  dropped), so a flood of commands is bounded;
+- `stop` -- the stop topic, a stop phrase in text or speech (no model involved), or the e-stop -- publishes zero
+  velocity at once, drops pending commands, and no program decoded for a command received before the stop is ever
+  executed; an engaged e-stop refuses all motion until released;
+- a watchdog publishes zero velocity when a segment or program ends, on `shutdown()`, when the model errors, when a
+  control tick fails, and when the heartbeat (if required) is missing; without a heartbeat nothing starts;
+- input that is not text and text the model cannot handle is refused, logged, and reported on ~/program.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shadow_edge.runtime.safety import ROUTE_REMOTE
+
+from .command_queue import CommandQueue, PendingCommand, StopPhrases
+from .config import NodeConfig
+from .executor import PlanExecutor
+from .go2 import SportRequests
+from .latency import LatencyWindow
+from .outputs import DIAG_ERROR, DIAG_OK, DIAG_WARN, DiagnosticStatus, NodeOutputs
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class DogNodeLogic:
+    """See the module docstring. `commander` is a `shadow_edge.runtime.Commander` (anything with `run(text)` and
+    `info()`), or None with `model_error` saying why there is no model: then every command is refused."""
+
+    def __init__(
+        self,
+        outputs: NodeOutputs,
+        commander: Any | None,
+        config: NodeConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        model_error: str | None = None,
+    ) -> None:
+        self.config = config or NodeConfig()
+        self.outputs = outputs
+        self.commander = commander
+        self.model_error = model_error if commander is None else None
+        if commander is None and not self.model_error:
+            self.model_error = "no model_dir configured"
+        self.clock = clock
+        self.queue = CommandQueue(self.config.max_pending_commands)
+        self.stop_phrases = StopPhrases(self.config.stop_phrases)
+        sport = SportRequests() if self.config.go2_sport_output else None
+        self.executor = PlanExecutor(outputs, self.config, sport)
+        self._lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self._plan_ids = itertools.count(1)
+        self.epoch = 0
+        self.estop = False
+        self.closed = False
+        self.last_heartbeat: float | None = None
+        self._heartbeat_ok = self.config.heartbeat_timeout_s <= 0
+        self._next_diagnostics = clock()
+        self.audio_status: tuple[int, str] = (
+            DIAG_OK,
+            "no audio capture configured: text topic and WAV input only",
+        )
+        self.model_latency = LatencyWindow(self.config.latency_window)
+        self.total_latency = LatencyWindow(self.config.latency_window)
+        self.asr_latency = LatencyWindow(self.config.latency_window)
+        self.counts = {
+            "commands": 0,
+            "executed": 0,
+            "refused": 0,
+            "dropped": 0,
+            "model_errors": 0,
+            "stops": 0,
+        }
+        self.tick_errors = 0
+
+    # -- inputs (transport callbacks; return quickly) ---------------------------------------------------------------
+
+    def submit_text(
+        self,
+        text: Any,
+        *,
+        source: str = "text",
+        speech_end_at: float | None = None,
+        asr_ms: float | None = None,
+    ) -> None:
+        """A command as text. Stop phrases halt here, at once; everything else waits for the model (bounded)."""
+        now = self.clock()
+        seq = next(self._seq)
+        with self._lock:
+            self.counts["commands"] += 1
+            if self.closed:
+                self._publish_refusal(seq, text, source, "the node is shutting down: nothing executed", now)
+                return
+            rest = self.stop_phrases.match(text)
+            if rest is not None:
+                self._halt(now, f"stop phrase from {source}: {text!r}")
+                self._publish_record(
+                    self._stop_record(seq, text, source, now, speech_end_at, asr_ms, rest), now
+                )
+                if not rest:
+                    return
+                text = rest  # "stop, then sit": halted; the rest goes to the model in the new epoch
+            pending = PendingCommand(seq, text, source, now, self.epoch, speech_end_at, asr_ms)
+            dropped = self.queue.push(pending)
+            for old in dropped:
+                self.counts["dropped"] += 1
+                log.warning("dropped command %r: newer commands arrived before the model was free", old.text)
+                self._publish_refusal(
+                    old.seq,
+                    old.text,
+                    old.source,
+                    "dropped: newer commands arrived while the model was busy",
+                    now,
+                )
+
+    def submit_speech(
+        self, text: str, *, speech_end_at: float, asr_ms: float, source: str = "speech"
+    ) -> None:
+        """Recognised speech: published on ~/heard, then handled as a command."""
+        self.outputs.heard(text)
+        self.asr_latency.add(asr_ms)
+        if not text.strip():
+            now = self.clock()
+            self._publish_refusal(next(self._seq), text, source, "nothing recognised in the audio", now)
+            return
+        self.submit_text(text, source=source, speech_end_at=speech_end_at, asr_ms=asr_ms)
+
+    def refuse_input(self, what: str, reason: str, source: str) -> None:
+        """Input a transport or the speech front end could not read (bad message, bad audio): log and report."""
+        log.warning("refused %s input %s: %s", source, what, reason)
+        now = self.clock()
+        with self._lock:
+            self.counts["commands"] += 1
+            self._publish_refusal(next(self._seq), what, source, reason, now)
+
+    def stop(self, source: str = "stop topic") -> None:
+        with self._lock:
+            self._halt(self.clock(), f"stop from {source}")
+
+    def set_estop(self, engaged: bool) -> None:
+        with self._lock:
+            if engaged and not self.estop:
+                log.warning("e-stop engaged")
+            elif not engaged and self.estop:
+                log.warning("e-stop released")
+            self.estop = bool(engaged)
+            if self.estop:
+                self._halt(self.clock(), "e-stop")
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            self.last_heartbeat = self.clock()
+
+    # -- the worker ------------------------------------------------------------------------------------------------
+
+    def process_next(self, timeout: float | None = 0.0) -> bool:
+        """Decode the oldest pending command and act on it; False when there was none within `timeout`."""
+        pending = self.queue.pop(timeout)
+        if pending is None:
+            return False
+        with self._lock:
+            if pending.epoch != self.epoch or self.closed:
+                self._publish_refusal(
+                    pending.seq,
+                    pending.text,
+                    pending.source,
+                    "superseded by a stop: nothing executed",
+                    self.clock(),
+                )
+                return True
+        if self.commander is None:
+            with self._lock:
+                self._publish_refusal(
+                    pending.seq,
+                    pending.text,
+                    pending.source,
+                    f"no model loaded ({self.model_error}): nothing executed",
+                    self.clock(),
+                )
+            return True
+        try:
+            result = self.commander.run(pending.text)
+        except (
+            Exception
+        ) as exc:  # the Commander never raises by contract; a broken one must not move the robot
+            log.exception("the commander failed")
+            with self._lock:
+                self.counts["model_errors"] += 1
+                now = self.clock()
+                self._halt(now, "model error")
+                self._publish_refusal(
+                    pending.seq,
+                    pending.text,
+                    pending.source,
+                    f"model error ({type(exc).__name__}): halted",
+                    now,
+                )
+            return True
+        with self._lock:
+            self._act(pending, result)
+        return True
+
+    def _act(self, pending: PendingCommand, result: Any) -> None:
+        now = self.clock()
+        record = self._record(pending, result.to_json())
+        self.model_latency.add(result.latency_ms)
+        executed = False
+        reason = None
+        if result.error is not None:
+            self.counts["model_errors"] += 1
+            self._halt(now, f"model error: {result.error}")
+            reason = "model error: halted, nothing executed"
+        elif not result.accepted or result.plan is None or not result.plan.accepted or not result.plan.steps:
+            pass  # refused by the Commander or the safety layer; its reason stands
+        elif pending.epoch != self.epoch:
+            reason = "superseded by a stop while the model was running: nothing executed"
+        elif self.closed:
+            reason = "the node is shutting down: nothing executed"
+        elif self.estop:
+            reason = "e-stop engaged: nothing executed"
+        elif not self._heartbeat_fresh(now):
+            reason = "no heartbeat: nothing executed"
+        else:
+            plan_id = next(self._plan_ids)
+            first = self.executor.start(result.plan, plan_id, now)
+            executed = True
+            start = pending.speech_end_at if pending.speech_end_at is not None else pending.received_at
+            if first is not None:
+                record["latencies_ms"]["node"] = round((first - now) * 1000.0, 3)
+                record["latencies_ms"]["total"] = round((first - start) * 1000.0, 3)
+                self.total_latency.add((first - start) * 1000.0)
+        if reason is not None:
+            record["accepted"] = False
+            record["reason"] = reason
+        record["executed"] = executed
+        self.counts["executed" if executed else "refused"] += 1
+        if result.route == ROUTE_REMOTE and not executed:
+            self.outputs.remote({"id": pending.seq, "text": record["text"], "reason": record["reason"]})
+        self._publish_record(record, now)
+
+    # -- the control loop ---------------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One control period: heartbeat watchdog, the running plan, periodic diagnostics. Never raises: a failure
+        halts the robot."""
+        with self._lock:
+            now = self.clock()
+            try:
+                fresh = self._heartbeat_fresh(now)
+                if self.config.heartbeat_timeout_s > 0 and fresh != self._heartbeat_ok:
+                    self._heartbeat_ok = fresh
+                    if not fresh:
+                        log.warning("heartbeat lost: halting")
+                        self._halt(now, "heartbeat lost")
+                self.executor.tick(now)
+            except Exception:
+                self.tick_errors += 1
+                log.exception("control tick failed: halting")
+                self._emergency_zero(now)
+            if now >= self._next_diagnostics:
+                self._next_diagnostics = now + self.config.diagnostics_period_s
+                try:
+                    self.outputs.diagnostics(self.diagnostics())
+                except Exception:
+                    log.exception("publishing diagnostics failed")
+
+    def shutdown(self) -> None:
+        """Zero velocity, repeated, and no more commands. Call on every way out (signals, errors, normal exit)."""
+        with self._lock:
+            self.closed = True
+            self.queue.clear()
+            self.queue.wake()
+            now = self.clock()
+            self._emergency_zero(now)
+            for _ in range(self.config.stop_repeat_ticks - 1):
+                try:
+                    self.outputs.twist(0.0, 0.0, 0.0)
+                except Exception:
+                    log.exception("publishing zero velocity at shutdown failed")
+
+    # -- internals -------------------------------------------------------------------------------------------------
+
+    def _heartbeat_fresh(self, now: float) -> bool:
+        timeout = self.config.heartbeat_timeout_s
+        if timeout <= 0:
+            return True
+        return self.last_heartbeat is not None and now - self.last_heartbeat <= timeout
+
+    def _halt(self, now: float, reason: str) -> None:
+        self.epoch += 1
+        self.counts["stops"] += 1
+        for old in self.queue.clear():
+            self._publish_refusal(old.seq, old.text, old.source, f"dropped by a halt ({reason})", now)
+        try:
+            self.executor.halt(now, reason)
+        except Exception:
+            log.exception("halt failed: sending zero velocity directly")
+            self._emergency_zero(now)
+
+    def _emergency_zero(self, now: float) -> None:
+        """Halt through the executor, and if even that fails, a bare zero velocity."""
+        try:
+            self.executor.halt(now, "watchdog")
+        except Exception:
+            log.exception("executor halt failed")
+            self.executor._running = None  # noqa: SLF001 -- nothing of the plan may continue
+            try:
+                self.outputs.twist(0.0, 0.0, 0.0)
+            except Exception:
+                log.exception("publishing zero velocity failed")
+
+    def _record(self, pending: PendingCommand, base: dict[str, Any]) -> dict[str, Any]:
+        record = {"id": pending.seq, "source": pending.source, **base}
+        record["latencies_ms"] = {
+            "asr": None if pending.asr_ms is None else round(pending.asr_ms, 3),
+            "model": base.get("latency_ms"),
+            "node": None,
+            "total": None,
+        }
+        return record
+
+    def _stop_record(
+        self,
+        seq: int,
+        text: Any,
+        source: str,
+        now: float,
+        speech_end_at: float | None,
+        asr_ms: float | None,
+        rest: str,
+    ) -> dict[str, Any]:
+        start = speech_end_at if speech_end_at is not None else now
+        total = (now - start) * 1000.0
+        self.total_latency.add(total)
+        self.counts["executed"] += 1
+        return {
+            "id": seq,
+            "source": source,
+            "text": text if isinstance(text, str) else repr(text)[:200],
+            "program": "stop",
+            "route": "robot",
+            "accepted": True,
+            "executed": True,
+            "reason": "stop phrase: halted at once without the model"
+            + (f"; the rest ({rest!r}) goes to the model" if rest else ""),
+            "latency_ms": 0.0,
+            "latencies_ms": {
+                "asr": None if asr_ms is None else round(asr_ms, 3),
+                "model": 0.0,
+                "node": 0.0,
+                "total": round(total, 3),
+            },
+        }
+
+    def _publish_refusal(self, seq: int, text: Any, source: str, reason: str, now: float) -> None:
+        self.counts["refused"] += 1
+        self._publish_record(
+            {
+                "id": seq,
+                "source": source,
+                "text": text if isinstance(text, str) else repr(text)[:200],
+                "program": "",
+                "route": "reject",
+                "accepted": False,
+                "executed": False,
+                "reason": reason,
+                "latency_ms": 0.0,
+                "latencies_ms": {"asr": None, "model": None, "node": None, "total": None},
+            },
+            now,
+        )
+
+    def _publish_record(self, record: dict[str, Any], now: float) -> None:
+        try:
+            self.outputs.program(record)
+        except Exception:
+            log.exception("publishing the program record failed")
+
+    # -- diagnostics ---------------------------------------------------------------------------------------------------
+
+    def set_audio_status(self, level: int, message: str) -> None:
+        self.audio_status = (level, message)
+
+    def diagnostics(self) -> list[DiagnosticStatus]:
+        with self._lock:
+            model_values: dict[str, str] = {"model_loaded": str(self.commander is not None).lower()}
+            if self.commander is not None:
+                try:
+                    info = self.commander.info()
+                except Exception as exc:
+                    info = {"error": f"{type(exc).__name__}: {exc}"}
+                model_values.update(
+                    {
+                        "model_dir": str(info.get("model_dir") or self.config.model_dir),
+                        "provider": ",".join(info.get("providers") or []) or "unknown",
+                        "mode": str(info.get("mode")),
+                        "precision": str(info.get("precision")),
+                    }
+                )
+            else:
+                model_values["error"] = str(self.model_error)
+            model_values.update({k: str(v) for k, v in self.counts.items()})
+            model_values["pending"] = str(len(self.queue))
+            for name, window in (
+                ("model", self.model_latency),
+                ("total", self.total_latency),
+                ("asr", self.asr_latency),
+            ):
+                summary = window.summary()
+                for key in ("p50", "p90", "p99"):
+                    model_values[f"{name}_latency_{key}_ms"] = (
+                        "" if summary is None else f"{summary[key]:.2f}"
+                    )
+            model = DiagnosticStatus(
+                level=DIAG_OK if self.commander is not None else DIAG_ERROR,
+                name="shadow_dog: model",
+                message="model loaded" if self.commander is not None else f"no model: {self.model_error}",
+                hardware_id=self.config.node_name,
+                values=model_values,
+            )
+            heartbeat = (
+                "not required"
+                if self.config.heartbeat_timeout_s <= 0
+                else ("ok" if self._heartbeat_fresh(self.clock()) else "missing")
+            )
+            motion_level = DIAG_WARN if self.estop or heartbeat == "missing" or self.tick_errors else DIAG_OK
+            motion = DiagnosticStatus(
+                level=motion_level,
+                name="shadow_dog: motion",
+                message=(
+                    "e-stop engaged"
+                    if self.estop
+                    else (
+                        "heartbeat missing"
+                        if heartbeat == "missing"
+                        else ("executing" if self.executor.busy else "idle")
+                    )
+                ),
+                hardware_id=self.config.node_name,
+                values={
+                    "program": self.executor.running_program,
+                    "estop": str(self.estop).lower(),
+                    "heartbeat": heartbeat,
+                    "go2_sport_output": str(self.config.go2_sport_output).lower(),
+                    "control_period_s": str(self.config.control_period_s),
+                    "tick_errors": str(self.tick_errors),
+                },
+            )
+            audio = DiagnosticStatus(
+                level=self.audio_status[0],
+                name="shadow_dog: audio",
+                message=self.audio_status[1],
+                hardware_id=self.config.node_name,
+                values={
+                    "asr_engine": self.config.asr_engine,
+                    "capture": str(self.config.audio_capture).lower(),
+                },
+            )
+            return [model, motion, audio]
+
+
+def load_commander(config: NodeConfig) -> tuple[Any | None, str | None]:
+    """The Commander for `config.model_dir`, or (None, why) -- the node then runs without a model."""
+    if not config.model_dir:
+        return None, "no model_dir configured"
+    from shadow_edge.runtime.commander import Commander, ModelLoadError
+
+    cloud = None
+    if config.cloud_url:
+        from .cloud import http_cloud_hook
+
+        cloud = http_cloud_hook(config.cloud_url, config.cloud_timeout_s)
+    try:
+        from shadow_edge.runtime.safety import SafetyConfig
+
+        commander = Commander(
+            config.model_dir,
+            providers=config.provider,
+            threads=config.threads or None,
+            min_confidence=config.min_confidence,
+            cloud=cloud,
+            safety_config=SafetyConfig(
+                config.cruise_vx, config.cruise_vy, config.cruise_vyaw, config.max_motion_s
+            ),
+        )
+    except (ModelLoadError, ValueError) as exc:
+        log.error("cannot load the model: %s", exc)
+        return None, str(exc)
+    return commander, None
