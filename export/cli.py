@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="export the full LM head instead of the head restricted to the tokens of the action language",
     )
     tuning.add_argument(
+        "--shadow-model",
+        metavar="PATH",
+        default=None,
+        help="official shadow-peft checkpoints trained with an explicit shadow model: that model's config "
+        "directory (its config.json)",
+    )
+    tuning.add_argument(
         "--shadow-logits", action="store_true", help="attached mode: also output the shadow's own logits"
     )
     tuning.add_argument(
@@ -186,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode=args.mode,
         precision=args.precision,
         calibration=args.calibration,
+        shadow_model=args.shadow_model,
         out_dir=args.out_dir,
         action_head=args.action_head,
         int8_method=args.int8_method,

@@ -63,6 +63,7 @@ class ExportOptions:
     mode: str = "detached"  # detached | attached | both
     precision: str = "fp32"  # fp32 | int8 | int4
     calibration: str | None = None  # with int8: static QDQ INT8 (TensorRT) calibrated on this set
+    shadow_model: str | None = None  # official checkpoints trained with an explicit shadow: its config dir
     out_dir: str = "build/robot-dog"
     action_head: bool = True
     int8_method: str = "auto"
@@ -138,18 +139,25 @@ def check_inputs(options: ExportOptions) -> Inputs:
     return Inputs(base_dir, adapter, base, options.base is None)
 
 
-def load_model(inputs: Inputs):
-    """`(model, tokenizer)`: the base with the adapter attached, float32, eval mode."""
-    from shadow_edge.export.base_model import load_base
+def load_model(inputs: Inputs, shadow_model: str | None = None):
+    """`(model, tokenizer)`: the base (of the adapter's task) with the adapter attached, float32, eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    base, tokenizer = load_base(inputs.base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(inputs.base_dir)
     if inputs.adapter.dialect == "official":
         from shadow_edge.export.official_checkpoint import load_official_model
 
-        model = load_official_model(base, inputs.adapter.directory)
+        # a path, not a loaded model: the loader picks the causal-LM or classifier class from the saved heads
+        model = load_official_model(inputs.base_dir, inputs.adapter.directory, shadow_model=shadow_model,
+                                    dtype=torch.float32)  # fmt: skip
     else:
         from peft import PeftModel
 
+        auto = (
+            AutoModelForSequenceClassification if inputs.adapter.task == "seq_cls" else AutoModelForCausalLM
+        )
+        base = auto.from_pretrained(inputs.base_dir, dtype=torch.float32)
         model = PeftModel.from_pretrained(base, str(inputs.adapter.directory))
     model.requires_grad_(False)
     model.eval()
@@ -548,7 +556,7 @@ def export(options: ExportOptions) -> dict[str, Any]:
     inputs = check_inputs(options)
     staged = StagedDir(options.out_dir)
     with staged as stage:
-        model, tokenizer = load_model(inputs)
+        model, tokenizer = load_model(inputs, options.shadow_model)
         prefix, suffix = prompt_template(tokenizer)
         common: dict[str, Any] = {
             "special_tokens": special_tokens(tokenizer),

@@ -56,7 +56,7 @@ def test_help(name, tmp_path):
 
 
 # Scripts whose issue has not landed yet: they must refuse plainly, never fake output.
-NOT_IMPLEMENTED = ["shadow-bench", "shadow-export"]
+NOT_IMPLEMENTED = ["shadow-bench"]
 
 
 @pytest.mark.parametrize("name", NOT_IMPLEMENTED)
@@ -79,12 +79,20 @@ def test_main_returns_exit_code(name, capsys):
     assert f"not implemented yet (see issue {issue})" in captured.err
 
 
-@pytest.mark.parametrize("name", sorted(set(COMMANDS) - set(NOT_IMPLEMENTED)))
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - set(NOT_IMPLEMENTED) - {"shadow-export"}))
 def test_missing_model_dir_is_a_clear_error(name, tmp_path):
     module, args, _ = COMMANDS[name]
     result = _run(module, *args, cwd=tmp_path)
     assert result.returncode != 0
     assert "MODEL_DIR" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_missing_adapter_is_a_clear_error(tmp_path):
+    result = _run("shadow_edge.export.cli", "--adapter", "no-such-adapter", "--int8", "-o", "OUT", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no-such-adapter: adapter directory not found" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
 
