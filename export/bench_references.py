@@ -8,8 +8,8 @@
 
 Both get the same commands, the same chat prompt the model was trained with, the same `max_new_tokens` and the same
 number of threads as the runtime, and are timed the same way: text in -> program text decoded -> validated by the
-same safety layer (`runtime.safety.plan_program`). Time to first token is a second generation of the same prompt
-stopped after one token.
+same safety layer (`runtime.safety.plan_program`). Time to first token and the per-token decode steps are stamped
+inside the same `generate` call by a logits processor (see `command_runner`).
 
 `shadow-bench` runs each reference in its own process (`python -m shadow_edge.export.bench_references NAME ...`), so
 the runtime's process never imports torch and each implementation's peak memory is its own. That process reads the
@@ -26,6 +26,7 @@ import logging
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,9 +142,11 @@ def optimum_export(peft_model: Any, tokenizer: Any, base_dir: Path, adapter: str
     try:
         log.info("optimum export: saving the detached shadow and exporting it with optimum-onnx (once)")
         source = save_detached(peft_model, partial / "detached", tokenizer, adapter_path=adapter)
-        optimum_onnx.main_export(
-            str(source), output=partial / "onnx", task="text-generation-with-past", do_validation=False
-        )
+        with warnings.catch_warnings():  # the tracer's warnings are about shapes optimum handles itself
+            warnings.simplefilter("ignore")
+            optimum_onnx.main_export(
+                str(source), output=partial / "onnx", task="text-generation-with-past", do_validation=False
+            )
         shutil.rmtree(target, ignore_errors=True)
         (partial / "onnx").rename(target)
     finally:
@@ -199,62 +202,88 @@ def build_optimum(
 # -- measuring -----------------------------------------------------------------------------------------------------
 
 
-def command_runner(model: Any, tokenizer: Any, max_new_tokens: int) -> Callable[[str, int], tuple[str, int]]:
-    """`run(text, limit) -> (canonical program or raw answer, new tokens)`: prompt, greedy generate, decode,
-    safety layer: what the runtime does for one command."""
+def command_runner(model: Any, tokenizer: Any, max_new_tokens: int) -> Callable[[str], dict[str, Any]]:
+    """`run(text)` -> one command's measurement: prompt, greedy generate, decode, safety layer (what the runtime
+    does for one command), timed as a whole (`latency_ms`) and per model call. A logits processor stamps the time
+    whenever `generate` has new logits, i.e. after every forward pass: the first stamp is the first token
+    (`ttft_ms`, from text in), the gaps between stamps are the one-token decode steps (`step_ms`)."""
     import torch
     from shadow_edge.runtime.actions import load_spec
     from shadow_edge.runtime.safety import plan_program
+    from transformers import LogitsProcessor, LogitsProcessorList
 
     from .robot_dog_task import encode_prompt, end_of_turn_id
+
+    class _Stamps(LogitsProcessor):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            self.times.append(time.perf_counter())
+            return scores
 
     spec = load_spec()
     eos = end_of_turn_id(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
 
     @torch.inference_mode()
-    def run(text: str, limit: int = max_new_tokens) -> tuple[str, int]:
+    def run(text: str) -> dict[str, Any]:
+        stamps = _Stamps()
+        start = time.perf_counter()
         ids = torch.tensor([encode_prompt(tokenizer, text)], dtype=torch.long)
         out = model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
-            max_new_tokens=limit,
+            max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
             use_cache=True,
             eos_token_id=eos,
             pad_token_id=pad,
+            logits_processor=LogitsProcessorList([stamps]),
         )
         new = out[0, ids.shape[1] :].tolist()
         answer = tokenizer.decode(
             new[: new.index(eos)] if eos in new else new, skip_special_tokens=True
         ).strip()
         plan = plan_program(answer, spec)
-        return plan.program or answer, len(new)
+        latency = (time.perf_counter() - start) * 1000.0
+        times = stamps.times
+        return {
+            "program": plan.program or answer,
+            "new_tokens": len(new),
+            "latency_ms": latency,
+            "ttft_ms": (times[0] - start) * 1000.0 if times else None,
+            "step_ms": [(b - a) * 1000.0 for a, b in zip(times, times[1:], strict=False)],
+        }
 
     return run
 
 
 def measure(
-    run: Callable[..., tuple[str, int]], texts: Sequence[str], warmup: int, progress_every: int = 0
+    run: Callable[[str], dict[str, Any]], texts: Sequence[str], warmup: int, progress_every: int = 0
 ) -> dict[str, list]:
-    """Per-command latency (text -> validated program), time to first token, new tokens and programs."""
+    """Per-command latency (text -> validated program), time to first token, new tokens and programs, and every
+    one-token decode step (`decode_step_ms`), after `warmup` unmeasured commands."""
     for i in range(max(0, warmup)):
         run(texts[i % len(texts)])
-        run(texts[i % len(texts)], 1)
-    latencies, ttft, new_tokens, programs = [], [], [], []
+    result: dict[str, list] = {
+        "latencies_ms": [],
+        "ttft_ms": [],
+        "new_tokens": [],
+        "programs": [],
+        "decode_step_ms": [],
+    }
     for i, text in enumerate(texts):
-        t0 = time.perf_counter()
-        program, n = run(text)
-        latencies.append((time.perf_counter() - t0) * 1000.0)
-        t0 = time.perf_counter()
-        run(text, 1)
-        ttft.append((time.perf_counter() - t0) * 1000.0)
-        new_tokens.append(n)
-        programs.append(program)
+        one = run(text)
+        result["latencies_ms"].append(one["latency_ms"])
+        result["ttft_ms"].append(one["ttft_ms"])
+        result["new_tokens"].append(one["new_tokens"])
+        result["programs"].append(one["program"])
+        result["decode_step_ms"].extend(one["step_ms"])
         if progress_every and (i + 1) % progress_every == 0:
             log.info("%d/%d commands", i + 1, len(texts))
-    return {"latencies_ms": latencies, "ttft_ms": ttft, "new_tokens": new_tokens, "programs": programs}
+    return result
 
 
 def run_reference(
@@ -288,13 +317,18 @@ def run_reference(
         cache = Path(cache_dir) if cache_dir is not None else Path("build") / "bench-cache"
         model, tokenizer, details = build_optimum(base, adapter, threads, cache)
     load_s = time.perf_counter() - start
+    from shadow_edge.runtime.bench import peak_rss_mb, rss_mb
+
+    loaded_rss = rss_mb()
     log.info("%s reference ready in %.1f s; measuring %d commands", name, load_s, len(texts))
     result = measure(
         command_runner(model, tokenizer, max_new_tokens), texts, warmup, max(1, len(texts) // 10)
     )
-    from shadow_edge.runtime.bench import peak_rss_mb
-
     result.update(details)
+    result.update(
+        rss_mb_after_load=loaded_rss,
+        peak_rss_note="includes loading the base model to build the detached shadow",
+    )
     result.update(
         threads=threads, load_s=round(load_s, 2), peak_rss_mb=peak_rss_mb(), max_new_tokens=max_new_tokens
     )

@@ -352,8 +352,8 @@ def add_reference(
 ) -> dict[str, Any]:
     """Put a reference's measurement under `report["against"][name]` with its speed-up and program agreement.
 
-    `reference` holds per-command lists (`latencies_ms`, `ttft_ms`, `new_tokens`, `programs`) and free-form
-    details (implementation, threads, versions, peak memory); the lists are summarised, not copied. With
+    `reference` holds per-command lists (`latencies_ms`, `ttft_ms`, `new_tokens`, `programs`), every one-token
+    decode step (`decode_step_ms`) and free-form details (implementation, threads, versions, peak memory); the lists are summarised, not copied. With
     `our_programs` (same commands, same order), `program_agreement` is the share of commands where the reference
     wrote the same canonical program as we did.
     """
@@ -362,18 +362,13 @@ def add_reference(
         raise BenchError(f"reference {name!r} measured no commands")
     ttft = reference.get("ttft_ms") or []
     new = reference.get("new_tokens") or []
-    per_token = [
-        (lat - first) / (n - 1)
-        for lat, first, n in zip(latencies, ttft, new, strict=False)
-        if first is not None and n and n > 1
-    ]
-    entry = {
-        k: v for k, v in reference.items() if k not in ("latencies_ms", "ttft_ms", "new_tokens", "programs")
-    }
+    steps = reference.get("decode_step_ms")
+    lists = ("latencies_ms", "ttft_ms", "new_tokens", "programs", "decode_step_ms")
+    entry = {k: v for k, v in reference.items() if k not in lists}
     entry["command_latency_ms"] = summarize(latencies)
     entry["speedup"] = speedup(entry["command_latency_ms"]["median"], report["command_latency_ms"]["median"])
     entry["ttft_ms"] = summarize([t for t in ttft if t is not None])
-    entry["decode_ms_per_token"] = summarize(per_token)
+    entry["decode_ms_per_token"] = summarize(steps or [])
     entry["new_tokens"] = summarize(new)
     programs = reference.get("programs")
     if our_programs is not None and programs and len(our_programs) == len(programs):

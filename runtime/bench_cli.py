@@ -463,9 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _validate(args)
         report, failed = bench(args)
     except BenchUsageError as exc:
-        parser.print_usage(sys.stderr)
-        _error(str(exc))
-        return EXIT_USAGE
+        parser.error(str(exc))  # usage on stderr, exit status 2, like argparse's own checks
     except BenchRunError as exc:
         _error(str(exc))
         return EXIT_ERROR

@@ -51,7 +51,8 @@ LOOKUP_OPS = frozenset({"Gather", "GatherBlockQuantized"})
 # protobuf field numbers (onnx.proto)
 _MODEL_GRAPH = 7
 _GRAPH_NODE, _GRAPH_INITIALIZER = 1, 5
-_NODE_INPUT, _NODE_OP_TYPE = 1, 4
+_NODE_INPUT, _NODE_OUTPUT, _NODE_OP_TYPE, _NODE_ATTRIBUTE = 1, 2, 4, 5
+_ATTRIBUTE_NAME, _ATTRIBUTE_TENSOR = 1, 5
 _TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_NAME = 1, 2, 8
 
 
@@ -79,6 +80,8 @@ class Initializer:
 class Node:
     op_type: str
     inputs: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
+    value: Initializer | None = None  # a Constant node's tensor (named after its output)
 
 
 @dataclass
@@ -88,7 +91,7 @@ class WeightTraffic:
     stored_bytes: int = 0  # every initializer, as stored (the size of the weights on disk, roughly)
     per_token_bytes: int = 0  # what one decode step reads: every consumed initializer, lookup tables one row
     lookup_table_bytes: int = 0  # stored bytes of tables only looked up (embeddings, rotary tables)
-    initializers: int = 0
+    initializers: int = 0  # initializers and Constant-node tensors
     by_dtype: dict[str, int] = field(default_factory=dict)  # per-token bytes per storage type
 
     def to_json(self) -> dict[str, object]:
@@ -182,15 +185,26 @@ def _tensor(buf: mmap.mmap | bytes, span: tuple[int, int]) -> Initializer:
 
 
 def _node(buf: mmap.mmap | bytes, span: tuple[int, int]) -> Node:
-    inputs, op_type = [], ""
+    inputs, outputs, op_type, tensors = [], [], "", []
     for number, wire, value in _Reader(buf, *span).fields():
         if wire != 2:
             continue
         if number == _NODE_INPUT:
             inputs.append(_text(buf, value))
+        elif number == _NODE_OUTPUT:
+            outputs.append(_text(buf, value))
         elif number == _NODE_OP_TYPE:
             op_type = _text(buf, value)
-    return Node(op_type, tuple(inputs))
+        elif number == _NODE_ATTRIBUTE:
+            tensors.append(value)
+    constant = None
+    if op_type == "Constant" and outputs:
+        for attribute in tensors:
+            for number, wire, value in _Reader(buf, *attribute).fields():
+                if number == _ATTRIBUTE_TENSOR and wire == 2:
+                    t = _tensor(buf, value)
+                    constant = Initializer(outputs[0], t.data_type, t.dims)
+    return Node(op_type, tuple(inputs), tuple(outputs), constant)
 
 
 def read_graph(path: str | Path) -> tuple[list[Node], list[Initializer]]:
@@ -235,6 +249,8 @@ def weight_traffic(path: str | Path) -> WeightTraffic:
         for index, name in enumerate(node.inputs):
             if name:
                 uses.setdefault(name, []).append((node.op_type, index))
+    # A Constant node holding a tensor is a weight like an initializer (some exporters store small weights so).
+    inits = inits + [node.value for node in nodes if node.value is not None]
     traffic = WeightTraffic(initializers=len(inits))
     for init in inits:
         size = init.nbytes

@@ -1,4 +1,4 @@
-"""The console scripts of cli.md exist, answer --help, and those not built yet say so plainly."""
+"""The console scripts of cli.md exist, answer --help, and refuse bad input plainly."""
 
 from __future__ import annotations
 
@@ -55,31 +55,7 @@ def test_help(name, tmp_path):
         assert option in result.stdout, f"{name} --help does not mention {option}"
 
 
-# Scripts whose issue has not landed yet: they must refuse plainly, never fake output.
-NOT_IMPLEMENTED = ["shadow-bench"]
-
-
-@pytest.mark.parametrize("name", NOT_IMPLEMENTED)
-def test_not_implemented(name, tmp_path):
-    module, args, issue = COMMANDS[name]
-    result = _run(module, *args, cwd=tmp_path)
-    assert result.returncode != 0
-    assert f"{name}: not implemented yet (see issue {issue})" in result.stderr
-    assert result.stdout == ""  # no fake output
-    assert list(tmp_path.iterdir()) == []  # and nothing written
-
-
-@pytest.mark.parametrize("name", NOT_IMPLEMENTED)
-def test_main_returns_exit_code(name, capsys):
-    module, args, issue = COMMANDS[name]
-    main = __import__(module, fromlist=["main"]).main
-    assert main(args) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert f"not implemented yet (see issue {issue})" in captured.err
-
-
-@pytest.mark.parametrize("name", sorted(set(COMMANDS) - set(NOT_IMPLEMENTED) - {"shadow-export"}))
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - {"shadow-export"}))
 def test_missing_model_dir_is_a_clear_error(name, tmp_path):
     module, args, _ = COMMANDS[name]
     result = _run(module, *args, cwd=tmp_path)
@@ -90,9 +66,13 @@ def test_missing_model_dir_is_a_clear_error(name, tmp_path):
 
 
 def test_export_missing_adapter_is_a_clear_error(tmp_path):
-    result = _run("shadow_edge.export.cli", "--adapter", "no-such-adapter", "--int8", "-o", "OUT", cwd=tmp_path)
+    result = _run(
+        "shadow_edge.export.cli", "--adapter", "no-such-adapter", "--int8", "-o", "OUT", cwd=tmp_path
+    )
     assert result.returncode == 2
-    assert "no-such-adapter: adapter directory not found" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "no-such-adapter: adapter directory not found" in result.stderr and "Traceback" not in result.stderr
+    )
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
 
@@ -114,6 +94,8 @@ def test_export_without_arguments_parses():
         ("shadow_edge.runtime.cli", []),
         ("shadow_edge.runtime.cli", ["M", "--text", "sit", "--wav", "a.wav"]),
         ("shadow_edge.runtime.bench_cli", []),
+        ("shadow_edge.runtime.bench_cli", ["M", "--against", "sideways"]),
+        ("shadow_edge.runtime.bench_cli", ["M", "--commands", "-1"]),
     ],
 )
 def test_bad_arguments_are_usage_errors(module, args):
