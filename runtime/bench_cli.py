@@ -309,6 +309,7 @@ def run_reference(
         log.info("%s", line)
     if completed.returncode != 0 or not out_file.is_file():
         last = lines[-1] if lines else f"exit status {completed.returncode}"
+        last = last.removeprefix(f"{PROG} [{name}]: ")  # the reference's own prefix
         raise BenchRunError(f"the {name} reference failed: {last}")
     return json.loads(out_file.read_text(encoding="utf-8"))
 
