@@ -303,12 +303,16 @@ def run_reference(
     if source.get("base"):
         command += ["--base", str(source["base"])]
     log.info("measuring the %s reference in its own process", name)
-    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines = [line for line in completed.stderr.splitlines() if line.strip()]
-    for line in lines:
-        log.info("%s", line)
-    if completed.returncode != 0 or not out_file.is_file():
-        last = lines[-1] if lines else f"exit status {completed.returncode}"
+    lines: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        for line in process.stderr:  # its progress, as it comes
+            if line.strip():
+                lines.append(line.rstrip())
+                log.info("%s", line.rstrip())
+        returncode = process.wait()
+    if returncode != 0 or not out_file.is_file():
+        last = lines[-1] if lines else f"exit status {returncode}"
         last = last.removeprefix(f"{PROG} [{name}]: ")  # the reference's own prefix
         raise BenchRunError(f"the {name} reference failed: {last}")
     return json.loads(out_file.read_text(encoding="utf-8"))
