@@ -385,6 +385,11 @@ def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     except ManifestError as exc:
         raise BenchRunError(f"cannot run the model in MODEL_DIR: {exc}") from None
     source = None
+    if references and manifest.mode != "detached":
+        raise BenchRunError(
+            f"MODEL_DIR {model_dir} was exported with mode={manifest.mode}, but the references ({', '.join(references)}) run the "
+            "detached shadow: compare a detached export, or measure this one without --against"
+        )
     if references:
         source = reference_source(manifest.raw, args.base, args.adapter, model_dir)
         _check_reference_packages(references)

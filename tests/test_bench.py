@@ -409,13 +409,15 @@ def test_cli_reference_failure_is_reported(tmp_path, capsys, monkeypatch):
         (["{model}", "--against", "torch", "--adapter", "{missing}"], "no adapter_config.json"),
         (["{model}", "--commands-file", "{missing}"], "cannot read it"),
         (["{notjson}"], "cannot run the model in MODEL_DIR"),
+        (["{attached}", "--against", "optimum"], "mode=attached, but the references"),
     ],
 )
 def test_cli_errors_are_clear(model_dir, tmp_path, capsys, args, message):
     notjson = tmp_path / "notjson"
     notjson.mkdir()
     (notjson / "manifest.json").write_text("{oops", encoding="utf-8")
-    paths = {"missing": tmp_path / "nope", "model": model_dir, "notjson": notjson}
+    attached = _export_dir(tmp_path / "attached", mode="attached")
+    paths = {"missing": tmp_path / "nope", "model": model_dir, "notjson": notjson, "attached": attached}
     code, stdout, err = run_cli(capsys, *[a.format(**paths) for a in args], "--out", tmp_path / "r.json")
     assert code == 1
     assert message in err and "Traceback" not in err and stdout == ""
