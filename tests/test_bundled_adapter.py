@@ -1,0 +1,77 @@
+"""The bundled robot-dog ShadowPEFT adapter: well-formed, trained on the data that is committed now, and as good
+as the README says (the accuracy check loads the real SmolLM2 base, so it is marked slow)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTER = ROOT / "adapters" / "robot-dog-shadow"
+DATA = ROOT / "calibration" / "data"
+
+
+def test_adapter_is_a_peft_shadow_adapter():
+    config = json.loads((ADAPTER / "adapter_config.json").read_text())
+    assert config["peft_type"] == "SHADOW"
+    assert config["task_type"] == "CAUSAL_LM"
+    record = json.loads((ADAPTER / "training_record.json").read_text())
+    assert config["shadow_num_hidden_layers"] == record["recipe"]["shadow_layers"]
+    assert config["auxiliary_loss_weight"] == record["recipe"]["auxiliary_loss_weight"]
+
+
+def test_adapter_weights_cover_backbone_and_every_block():
+    from safetensors import safe_open
+
+    with safe_open(ADAPTER / "adapter_model.safetensors", framework="numpy") as f:
+        names = list(f.keys())
+        n_params = sum(int(__import__("numpy").prod(f.get_slice(n).get_shape())) for n in names)
+    record = json.loads((ADAPTER / "training_record.json").read_text())
+    layers = record["recipe"]["shadow_layers"]
+    assert any(".shadow_backbone." in f".{n}" for n in names)
+    for i in range(layers):
+        assert any(f"layers.{i}." in n and "shadow_backbone" in n for n in names), f"shadow layer {i} missing"
+    wrapped = {n.split(".layers.")[1].split(".")[0] for n in names if "shadow_down" in n}
+    assert len(wrapped) == 30, "every SmolLM2 block carries an injection"
+    assert n_params == record["trainable_parameters"]
+
+
+def test_adapter_was_trained_on_the_committed_data():
+    """If the data generator changes, the bundled adapter is stale: retrain (scripts/reproduce_robot_dog.sh)."""
+    record = json.loads((ADAPTER / "training_record.json").read_text())
+    current = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(DATA.glob("*.jsonl"))}
+    assert record["data_sha256"] == current
+
+
+def _report() -> dict:
+    return json.loads((ADAPTER / "eval_commands.json").read_text())
+
+
+def test_readme_quotes_the_measured_accuracy():
+    report = _report()["systems"]
+    readme = (ROOT / "README.md").read_text()
+    for system in ("shadow-attached", "shadow-detached"):
+        assert f"{100 * report[system]['accuracy']:.1f}" in readme, (
+            f"README lacks {system}'s measured accuracy"
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["shadow-attached", "shadow-detached"])
+def test_bundled_model_accuracy_on_test_split(system):
+    """Re-measure on a strided fifth of the test split; must stay within 3 points of the recorded figure."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_commands", ROOT / "scripts" / "eval_commands.py")
+    eval_commands = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_commands)
+    from shadow_edge.calibration.robot_dog_commands import load_split
+
+    args = eval_commands.parse_args([])
+    examples = eval_commands.strided(load_split("test"), 320)
+    report = eval_commands.evaluate(system, examples, args)
+    recorded = _report()["systems"][system]["accuracy"]
+    assert report["accuracy"] >= recorded - 0.03
