@@ -5,6 +5,8 @@
 - ``optimum``: the same detached shadow as an ordinary HF checkpoint (`export.detached.save_detached`), exported by
   optimum-onnx (`text-generation-with-past`, FP32) and run with `ORTModelForCausalLM.generate`, greedy. The export
   is cached under `--cache-dir`, keyed by the adapter's and base's files, so only the first run pays for it.
+- ``optimum-int8``: that export quantized by optimum's `ORTQuantizer` (dynamic INT8, per-channel weights; AVX2 /
+  ARM64 config by machine), run the same way: the strongest off-the-shelf baseline, at the runtime's own precision.
 
 Both get the same commands, the same chat prompt the model was trained with, the same `max_new_tokens` and the same
 number of threads as the runtime, and are timed the same way: text in -> program text decoded -> validated by the
@@ -33,12 +35,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-REFERENCES = ("torch", "optimum")
+REFERENCES = ("torch", "optimum", "optimum-int8")
 EXIT_OK, EXIT_ERROR, EXIT_MISSING = 0, 1, 3
 # the packages each reference needs (import names), and what to install when they are missing
 NEEDS = {
     "torch": ("torch", "transformers", "peft"),
     "optimum": ("torch", "transformers", "peft", "optimum.onnxruntime", "optimum.exporters.onnx"),
+    "optimum-int8": ("torch", "transformers", "peft", "optimum.onnxruntime", "optimum.exporters.onnx"),
 }
 INSTALL_HINT = "pip install 'shadow-edge[export]'"
 
@@ -154,10 +157,40 @@ def optimum_export(peft_model: Any, tokenizer: Any, base_dir: Path, adapter: str
     return target
 
 
+def optimum_quantize(onnx_dir: Path, cache_dir: Path) -> Path:
+    """optimum's dynamic INT8 quantization (`ORTQuantizer`, per-channel) of an optimum export, cached beside it."""
+    import platform
+
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    target = cache_dir / onnx_dir.name.replace("optimum-detached-", "optimum-int8-detached-")
+    if (target / "model_quantized.onnx").is_file():
+        log.info("optimum int8: using the cached %s", target)
+        return target
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    arm = platform.machine().lower() in ("aarch64", "arm64")
+    config = (AutoQuantizationConfig.arm64 if arm else AutoQuantizationConfig.avx2)(
+        is_static=False, per_channel=True
+    )
+    log.info("optimum int8: quantizing %s with ORTQuantizer (dynamic, per-channel; once)", onnx_dir.name)
+    try:
+        ORTQuantizer.from_pretrained(onnx_dir, file_name="model.onnx").quantize(
+            save_dir=partial, quantization_config=config
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 def build_optimum(
-    base: str | None, adapter: str, threads: int, cache_dir: Path
+    base: str | None, adapter: str, threads: int, cache_dir: Path, int8: bool = False
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """`ORTModelForCausalLM` over optimum's export of the detached shadow, and the tokenizer."""
+    """`ORTModelForCausalLM` over optimum's export of the detached shadow (quantized by optimum with `int8`), and
+    the tokenizer."""
     import onnxruntime as ort
     import optimum.onnxruntime as optimum_ort
     import torch
@@ -171,11 +204,18 @@ def build_optimum(
     onnx_dir = optimum_export(peft_model, tokenizer, base_dir, adapter, cache_dir)
     del peft_model
     gc.collect()
+    file_name = "model.onnx"
+    if int8:
+        onnx_dir, file_name = optimum_quantize(onnx_dir, cache_dir), "model_quantized.onnx"
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     model = optimum_ort.ORTModelForCausalLM.from_pretrained(
-        onnx_dir, provider="CPUExecutionProvider", session_options=options, use_cache=True
+        onnx_dir,
+        file_name=file_name,
+        provider="CPUExecutionProvider",
+        session_options=options,
+        use_cache=True,
     )
     _greedy(model)
     try:
@@ -185,10 +225,13 @@ def build_optimum(
         optimum_onnx_version = version("optimum-onnx")
     except Exception:  # metadata missing in an odd install: the numbers do not depend on it
         optimum_version = optimum_onnx_version = None
+    precision = "int8 (ORTQuantizer dynamic, per-channel)" if int8 else "fp32"
     details = {
-        "implementation": "optimum-onnx export of the detached shadow, ORTModelForCausalLM.generate (fp32, greedy)",
-        "precision": "fp32",
+        "implementation": f"optimum-onnx export of the detached shadow, ORTModelForCausalLM.generate ({precision}, "
+        "greedy)",
+        "precision": "int8" if int8 else "fp32",
         "onnx_dir": str(onnx_dir),
+        "onnx_file": file_name,
         "versions": {
             "optimum": optimum_version,
             "optimum-onnx": optimum_onnx_version,
@@ -315,7 +358,7 @@ def run_reference(
         model, tokenizer, details = build_torch(base, adapter, threads)
     else:
         cache = Path(cache_dir) if cache_dir is not None else Path("build") / "bench-cache"
-        model, tokenizer, details = build_optimum(base, adapter, threads, cache)
+        model, tokenizer, details = build_optimum(base, adapter, threads, cache, int8=name == "optimum-int8")
     load_s = time.perf_counter() - start
     from shadow_edge.runtime.bench import peak_rss_mb, rss_mb
 

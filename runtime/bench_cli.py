@@ -33,11 +33,10 @@ from typing import Any
 
 PROG = "shadow-bench"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-REFERENCES = ("torch", "optimum")  # what --against knows (export/bench_references.py)
-REFERENCE_PACKAGES = {
-    "torch": ("torch", "transformers", "peft"),
-    "optimum": ("torch", "transformers", "peft", "optimum"),
-}
+REFERENCES = ("torch", "optimum", "optimum-int8")  # what --against knows (export/bench_references.py)
+_OPTIMUM_PACKAGES = ("torch", "transformers", "peft", "optimum")
+REFERENCE_PACKAGES = {"torch": ("torch", "transformers", "peft"), "optimum": _OPTIMUM_PACKAGES}
+REFERENCE_PACKAGES["optimum-int8"] = _OPTIMUM_PACKAGES
 REFERENCE_MODULE = "shadow_edge.export.bench_references"
 PLOT_MODULE = "shadow_edge.export.bench_plot"
 DEFAULT_COMMANDS = 200
@@ -66,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REF",
         action="append",
         default=None,
-        help="reference implementation to compare with: torch (peft's detached shadow, HF generate, fp32) or "
-        "optimum (the detached shadow exported by optimum-onnx, ORTModelForCausalLM.generate); repeat the "
+        help="reference implementation to compare with: torch (peft's detached shadow, HF generate, fp32), "
+        "optimum (the detached shadow exported by optimum-onnx, ORTModelForCausalLM.generate, fp32) or "
+        "optimum-int8 (that export quantized by optimum's ORTQuantizer, dynamic INT8); repeat the "
         "option (or separate names with commas) for several. Needs the export extra (torch, peft, optimum)",
     )
     parser.add_argument(

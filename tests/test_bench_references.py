@@ -29,11 +29,11 @@ def references(tmp_path_factory):
     cache = tmp_path_factory.mktemp("bench-cache")
     return {
         name: run_reference(name, TEXTS, adapter=str(ADAPTER), warmup=1, threads=1, cache_dir=cache)
-        for name in ("torch", "optimum")
+        for name in ("torch", "optimum", "optimum-int8")
     }
 
 
-@pytest.mark.parametrize("name", ["torch", "optimum"])
+@pytest.mark.parametrize("name", ["torch", "optimum", "optimum-int8"])
 def test_reference_measurements(references, name):
     result = references[name]
     assert len(result["latencies_ms"]) == len(result["ttft_ms"]) == len(result["programs"]) == len(TEXTS)
@@ -45,6 +45,7 @@ def test_reference_measurements(references, name):
     assert len(result["decode_step_ms"]) == sum(n - 1 for n in result["new_tokens"])
     assert all(ms > 0 for ms in result["decode_step_ms"])
     assert result["threads"] == 1 and result["peak_rss_mb"] > 0
+    assert result["precision"] == ("int8" if name == "optimum-int8" else "fp32")
 
 
 def test_torch_and_optimum_write_the_same_programs(references):
