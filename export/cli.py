@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "directory (its config.json)",
     )
     tuning.add_argument(
+        "--optimum",
+        action="store_true",
+        help="detached: also write OUT_DIR/optimum, an FP32 optimum-onnx export of the detached shadow that "
+        "optimum's ORTModelForCausalLM loads, with an onnxruntime-genai genai_config.json (checked against torch)",
+    )
+    tuning.add_argument(
         "--shadow-logits", action="store_true", help="attached mode: also output the shadow's own logits"
     )
     tuning.add_argument(
@@ -198,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action_head=args.action_head,
         int8_method=args.int8_method,
         shadow_logits=args.shadow_logits,
+        optimum=args.optimum,
         eval_split=args.eval_split,
         eval_limit=args.eval_limit or None,
         agreement_prompts=args.agreement_prompts,

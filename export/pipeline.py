@@ -68,6 +68,7 @@ class ExportOptions:
     action_head: bool = True
     int8_method: str = "auto"
     shadow_logits: bool = False
+    optimum: bool = False  # detached: also an optimum-onnx export + genai_config.json in OUT_DIR/optimum
     eval_split: str = "test"
     eval_limit: int | None = 400  # None: the whole split
     agreement_prompts: int = 64
@@ -121,6 +122,10 @@ def check_inputs(options: ExportOptions) -> Inputs:
         raise ValueError(f"unknown precision {options.precision!r}")
     if options.int8_method not in INT8_METHODS:
         raise ValueError(f"unknown int8 method {options.int8_method!r}; expected one of {INT8_METHODS}")
+    if options.optimum and options.mode == "attached":
+        raise ValueError(
+            "--optimum writes the detached shadow for optimum / onnxruntime-genai: use --mode detached or both"
+        )
     if options.calibration and options.precision != "int8":
         raise ValueError("--calibration selects static INT8 (QDQ, for TensorRT): use it with --int8")
     adapter = checkpoint.check_adapter(options.adapter or DEFAULT_ADAPTER)
@@ -322,6 +327,9 @@ def export_mode(
             for file in model_files(chosen):
                 shutil.move(str(file), out / file.name)
         shutil.rmtree(work)
+        optimum_files = []
+        if options.optimum and mode == "detached" and task == "causal_lm":
+            optimum_files = _optimum(model, tokenizer, out, programs, common, checks, report)
 
         stages.start("write")
         decoder_files = [f.name for f in model_files(out / "decoder.onnx")]
@@ -354,11 +362,30 @@ def export_mode(
             "source": common["source"],
             "quantization": report.get("quantization", {}).get("chosen"),
         }
-        write_manifest(out, fields, [*decoder_files, *common["tokenizer_files"], "report.json"])
+        write_manifest(
+            out, fields, [*decoder_files, *common["tokenizer_files"], *optimum_files, "report.json"]
+        )
         return report
     finally:
         stages.bar.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _optimum(model, tokenizer, out: Path, programs, common, checks, report) -> list[str]:
+    """The detached shadow as optimum / onnxruntime-genai expect it, in OUT_DIR/optimum; its files for the manifest."""
+    from shadow_edge.export.optimum_detached import export_optimum_detached
+    from shadow_edge.export.robot_dog_task import encode_prompt
+
+    texts = programs["texts"][:: max(1, len(programs["texts"]) // 8)][:8] if programs else ["sit down"]
+    prompts = [list(encode_prompt(tokenizer, t)) for t in texts]
+    special = common["special_tokens"]
+    result = export_optimum_detached(
+        model, tokenizer, out / "optimum", prompts, special["eos"], special["pad"]
+    )
+    report["optimum"] = result
+    checks["optimum_export"] = {"passed": result["passed"], "greedy_tokens_equal": result["greedy_tokens_equal"],
+                                "n": result["n"]}  # fmt: skip
+    return [f"optimum/{name}" for name in result["files"]]
 
 
 def _architecture(inputs: Inputs, graph) -> dict[str, Any]:

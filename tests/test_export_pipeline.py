@@ -241,3 +241,20 @@ def test_official_shadow_peft_checkpoint(tiny_pair, tmp_path):
         manifest = load_manifest(out / mode)
         assert manifest.raw["source"]["dialect"] == "official"
         assert read_report(out / mode)["checks"]["onnx_vs_torch_programs"]["passed"]
+
+
+def test_optimum_export_loads_in_ort_model_for_causal_lm(tiny_pair, tmp_path):
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    base, adapter = tiny_pair("llama")
+    out = tmp_path / "model"
+    export(ExportOptions(base=base, adapter=adapter, out_dir=str(out), optimum=True, **FAST))
+    manifest = load_manifest(out)
+    assert "optimum/genai_config.json" in manifest.raw["files"]
+    report = read_report(out)
+    assert report["checks"]["optimum_export"]["passed"]
+    genai = json.loads((out / "optimum" / "genai_config.json").read_text())["model"]
+    assert genai["decoder"]["num_hidden_layers"] == 1 and genai["type"] == "llama"
+    assert genai["eos_token_id"] == manifest.special_tokens["eos"]
+    model = ORTModelForCausalLM.from_pretrained(out / "optimum", use_cache=True)
+    assert model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=3, min_new_tokens=3).shape == (1, 6)
