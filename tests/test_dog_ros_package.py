@@ -173,7 +173,8 @@ def test_adapter_declares_every_parameter_and_drives_cmd_vel(fake_rclpy, model_d
         "threads": 1,
         "control_period_s": 0.02,
     }
-    node, logic = ros_node.build(ros_node._import_ros())
+    node, logic, recorder = ros_node.build(ros_node._import_ros())
+    assert recorder is None
     assert set(node.params) == set(parameter_defaults())
     assert logic.config.control_period_s == 0.02 and logic.commander is not None
     assert set(node.subscriptions) == {"~/command_text", "~/stop", "~/estop", "~/heartbeat"}

@@ -85,6 +85,8 @@ class NodeConfig:
     vad_threshold_db: float = -35.0
     vad_silence_s: float = 0.5
     wav_dir: str = ""
+    # -- records ------------------------------------------------------------------------------------------------------
+    record_mcap: str = ""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -158,6 +160,7 @@ PARAMETER_DOCS: dict[str, str] = {
     "vad_threshold_db": "voice-activity threshold in dBFS: louder chunks count as speech",
     "vad_silence_s": "seconds of silence that end an utterance",
     "wav_dir": "directory watched for new .wav files, each recognised as one spoken command; empty: off",
+    "record_mcap": "MCAP file to record every input and output to (ROS 2 format, for replay); empty: off",
 }
 
 

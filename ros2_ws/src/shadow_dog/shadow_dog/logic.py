@@ -89,6 +89,8 @@ class DogNodeLogic:
             "stops": 0,
         }
         self.tick_errors = 0
+        # Called with (kind, value) for every input (command, stop, estop, heartbeat): the MCAP recorder.
+        self.input_observer: Callable[[str, Any], None] | None = None
 
     # -- inputs (transport callbacks; return quickly) ---------------------------------------------------------------
 
@@ -101,6 +103,7 @@ class DogNodeLogic:
         asr_ms: float | None = None,
     ) -> None:
         """A command as text. Stop phrases halt here, at once; everything else waits for the model (bounded)."""
+        self._observe("command", text)
         now = self.clock()
         seq = next(self._seq)
         with self._lock:
@@ -151,10 +154,12 @@ class DogNodeLogic:
             self._publish_refusal(next(self._seq), what, source, reason, now)
 
     def stop(self, source: str = "stop topic") -> None:
+        self._observe("stop", source)
         with self._lock:
             self._halt(self.clock(), f"stop from {source}")
 
     def set_estop(self, engaged: bool) -> None:
+        self._observe("estop", engaged)
         with self._lock:
             if engaged and not self.estop:
                 log.warning("e-stop engaged")
@@ -165,8 +170,17 @@ class DogNodeLogic:
                 self._halt(self.clock(), "e-stop")
 
     def heartbeat(self) -> None:
+        self._observe("heartbeat", None)
         with self._lock:
             self.last_heartbeat = self.clock()
+
+    def _observe(self, kind: str, value: Any) -> None:
+        observer = self.input_observer
+        if observer is not None:
+            try:
+                observer(kind, value)
+            except Exception:
+                log.exception("the input observer failed")
 
     # -- the worker ------------------------------------------------------------------------------------------------
 

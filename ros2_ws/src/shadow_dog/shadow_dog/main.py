@@ -111,8 +111,21 @@ def run_dds(config: NodeConfig, domain_id: int | None = None, wavs: Sequence[str
     except Exception as exc:  # DDSException, a bad ROS_DOMAIN_ID, a bad CYCLONEDDS_URI
         print(f"{PROG}: cannot start Cyclone DDS: {exc}", file=sys.stderr)
         return 1
+    recorder = None
+    outputs: Any = transport
+    if config.record_mcap:
+        from .recorder import McapRecorder, RecordingOutputs
+
+        try:
+            recorder = McapRecorder(config.record_mcap, config)
+        except (OSError, RuntimeError) as exc:
+            print(f"{PROG}: cannot record to {config.record_mcap}: {exc}", file=sys.stderr)
+            return 1
+        outputs = RecordingOutputs(transport, recorder)
     commander, error = load_commander(config)
-    logic = DogNodeLogic(transport, commander, config, model_error=error)
+    logic = DogNodeLogic(outputs, commander, config, model_error=error)
+    if recorder is not None:
+        logic.input_observer = recorder.record_input
     done = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -137,6 +150,9 @@ def run_dds(config: NodeConfig, domain_id: int | None = None, wavs: Sequence[str
     finally:  # NodeRunner's exit has published zero velocity by now, whatever happened
         speech.stop()
         transport.close()
+        if recorder is not None:
+            recorder.close()
+            log.info("recorded %d messages to %s", recorder.count, config.record_mcap)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

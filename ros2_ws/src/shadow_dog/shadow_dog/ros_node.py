@@ -139,13 +139,22 @@ def declare_config(node: Any, base: NodeConfig | None = None) -> NodeConfig:
     return NodeConfig.from_dict(values)
 
 
-def build(ros: dict[str, Any], base: NodeConfig | None = None) -> tuple[Any, DogNodeLogic]:
-    """The rclpy node and its logic, subscriptions attached (rclpy must be initialised)."""
+def build(ros: dict[str, Any], base: NodeConfig | None = None) -> tuple[Any, DogNodeLogic, Any | None]:
+    """The rclpy node, its logic (subscriptions attached) and the MCAP recorder if one is configured (rclpy must be
+    initialised)."""
     node = ros["Node"]("shadow_dog")
     config = declare_config(node, base)
-    outputs = RosOutputs(node, ros, config)
+    outputs: Any = RosOutputs(node, ros, config)
+    recorder = None
+    if config.record_mcap:
+        from .recorder import McapRecorder, RecordingOutputs
+
+        recorder = McapRecorder(config.record_mcap, config)
+        outputs = RecordingOutputs(outputs, recorder)
     commander, error = load_commander(config)
     logic = DogNodeLogic(outputs, commander, config, model_error=error)
+    if recorder is not None:
+        logic.input_observer = recorder.record_input
 
     def on_command(msg: Any) -> None:
         data = getattr(msg, "data", None)
@@ -160,7 +169,7 @@ def build(ros: dict[str, Any], base: NodeConfig | None = None) -> tuple[Any, Dog
         ros["Bool"], config.estop_topic, lambda msg: logic.set_estop(bool(msg.data)), QOS_DEPTH
     )
     node.create_subscription(ros["Empty"], config.heartbeat_topic, lambda msg: logic.heartbeat(), QOS_DEPTH)
-    return node, logic
+    return node, logic, recorder
 
 
 def run_ros(base: NodeConfig | None = None, args: list[str] | None = None) -> int:
@@ -173,7 +182,7 @@ def run_ros(base: NodeConfig | None = None, args: list[str] | None = None) -> in
     rclpy.init(args=args)
     node = None
     try:
-        node, logic = build(ros, base)
+        node, logic, recorder = build(ros, base)
         speech = SpeechFrontEnd(logic, logic.config)
         with NodeRunner(logic):
             speech.start()
@@ -195,6 +204,8 @@ def run_ros(base: NodeConfig | None = None, args: list[str] | None = None) -> in
                     log.info("spin ended: %s", exc)
             finally:
                 speech.stop()
+        if recorder is not None:
+            recorder.close()
         return 0
     finally:
         if node is not None:
