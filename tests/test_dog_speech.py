@@ -56,3 +56,23 @@ def test_spoken_wav_drives_the_node(tmp_path):
     lat = record["latencies_ms"]
     assert lat["asr"] > 0 and lat["total"] >= lat["asr"] and lat["node"] == 0.0
     assert out.of("twist")[0] == (0.5, 0.0, 0.0)
+
+
+def test_audio_capture_without_a_device_says_so():
+    out = MemoryOutputs(time.monotonic)
+    logic = DogNodeLogic(out, None, NodeConfig(audio_capture=True))
+    speech = SpeechFrontEnd(logic, logic.config)
+    speech.start()
+    try:
+        level, message = logic.audio_status
+        try:
+            import pyaudio  # noqa: F401
+        except ImportError:
+            assert level != 0 and "pyaudio" in message and "text topic and WAV" in message
+        else:  # pyaudio present: either a device was opened or the status names why not
+            assert message
+    finally:
+        speech.stop()
+    logic.tick()
+    audio = out.of("diagnostics")[-1][2]
+    assert audio.name == "shadow_dog: audio" and audio.message == logic.audio_status[1]

@@ -32,17 +32,24 @@ class SpeechFrontEnd:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._transcribe = None
+        self._recognizer = None
         self._capture = None
 
     def start(self) -> None:
         try:
-            from shadow_edge.runtime.asr import transcribe_wav
-        except ImportError as exc:
+            from shadow_edge.runtime.asr import Recognizer, read_wav
+
+            self._recognizer = Recognizer(threshold_db=self.config.vad_threshold_db)
+        except Exception as exc:  # ImportError, AudioError (no pocketsphinx), a model that does not load
             self._transcribe = None
             self.logic.set_audio_status(DIAG_WARN, f"no speech recogniser ({exc}): text topic only")
         else:
-            self._transcribe = transcribe_wav
-            self.logic.set_audio_status(DIAG_OK, "no audio capture configured: text topic and WAV input only")
+            recognizer = self._recognizer
+            self._transcribe = lambda path: recognizer.transcribe(read_wav(path)).text
+            self.logic.set_audio_status(
+                DIAG_OK,
+                f"no audio capture configured: text topic and WAV input only ({recognizer.describe()})",
+            )
         self._threads.append(
             threading.Thread(target=self._recognise_files, name="shadow_dog-wav", daemon=True)
         )
@@ -70,6 +77,7 @@ class SpeechFrontEnd:
                 chunk=self.config.audio_chunk,
                 threshold_db=self.config.vad_threshold_db,
                 silence_s=self.config.vad_silence_s,
+                recognizer=self._recognizer,
             )
             self._capture.start(self._on_utterance)
         except Exception as exc:  # no pyaudio, no device, device busy
