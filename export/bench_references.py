@@ -14,8 +14,8 @@ same safety layer (`runtime.safety.plan_program`). Time to first token and the p
 inside the same `generate` call by a logits processor (see `command_runner`).
 
 `shadow-bench` runs each reference in its own process (`python -m shadow_edge.export.bench_references NAME ...`), so
-the runtime's process never imports torch and each implementation's peak memory is its own. That process reads the
-commands from a JSON file and writes its per-command measurements to another (see `main`); logs go to stderr.
+the runtime's process never imports torch and each implementation's peak memory is its own. It sends rounds of
+commands over stdin and reads the measurements back from stdout (`serve`); logs go to stderr.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def measure(
 ) -> dict[str, list]:
     """Per-command latency (text -> validated program), time to first token, new tokens and programs, and every
     one-token decode step (`decode_step_ms`), after `warmup` unmeasured commands."""
-    for i in range(max(0, warmup)):
+    for i in range(max(0, warmup) if texts else 0):
         run(texts[i % len(texts)])
     result: dict[str, list] = {
         "latencies_ms": [],
@@ -329,28 +330,25 @@ def measure(
     return result
 
 
-def run_reference(
+def build_reference(
     name: str,
-    texts: Sequence[str],
     *,
     adapter: str,
     base: str | None = None,
     max_new_tokens: int = 64,
-    warmup: int = 10,
     threads: int = 1,
     cache_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Build reference `name` and measure it on `texts`; the result is what `runtime.bench.add_reference` takes."""
+) -> tuple[Callable[[str], dict[str, Any]], dict[str, Any]]:
+    """Reference `name` ready to run: `(run(text) -> one command's measurement, details)`."""
     if name not in REFERENCES:
         raise ReferenceError(f"unknown reference {name!r} (known: {', '.join(REFERENCES)})")
-    if not texts:
-        raise ReferenceError("no commands to measure")
     missing = missing_packages(name)
     if missing:
         raise ReferenceError(
             f"--against {name} needs {', '.join(missing)}, not installed here ({INSTALL_HINT})"
         )
     import transformers
+    from shadow_edge.runtime.bench import rss_mb
 
     transformers.logging.set_verbosity_error()
     start = time.perf_counter()
@@ -359,37 +357,77 @@ def run_reference(
     else:
         cache = Path(cache_dir) if cache_dir is not None else Path("build") / "bench-cache"
         model, tokenizer, details = build_optimum(base, adapter, threads, cache, int8=name == "optimum-int8")
-    load_s = time.perf_counter() - start
-    from shadow_edge.runtime.bench import peak_rss_mb, rss_mb
+    details.update(
+        threads=threads,
+        max_new_tokens=max_new_tokens,
+        load_s=round(time.perf_counter() - start, 2),
+        rss_mb_after_load=rss_mb(),
+        peak_rss_note="this process's own peak; includes loading the base model to build the detached shadow",
+    )
+    log.info("%s reference ready in %.1f s", name, details["load_s"])
+    return command_runner(model, tokenizer, max_new_tokens), details
 
-    loaded_rss = rss_mb()
-    log.info("%s reference ready in %.1f s; measuring %d commands", name, load_s, len(texts))
-    result = measure(
-        command_runner(model, tokenizer, max_new_tokens), texts, warmup, max(1, len(texts) // 10)
-    )
-    result.update(details)
-    result.update(
-        rss_mb_after_load=loaded_rss,
-        peak_rss_note="includes loading the base model to build the detached shadow",
-    )
-    result.update(
-        threads=threads, load_s=round(load_s, 2), peak_rss_mb=peak_rss_mb(), max_new_tokens=max_new_tokens
-    )
+
+def run_reference(name: str, texts: Sequence[str], *, warmup: int = 10, **kwargs: Any) -> dict[str, Any]:
+    """Build reference `name` and measure it on `texts` in this process; the result is what
+    `runtime.bench.add_reference` takes. `kwargs`: those of `build_reference`."""
+    if not texts:
+        raise ReferenceError("no commands to measure")
+    from shadow_edge.runtime.bench import peak_rss_mb
+
+    run, details = build_reference(name, **kwargs)
+    result: dict[str, Any] = measure(run, texts, warmup, max(1, len(texts) // 10))
+    result.update(details, peak_rss_mb=peak_rss_mb())
     return result
+
+
+def serve(name: str, requests: TextIO, replies: TextIO, **kwargs: Any) -> int:
+    """The protocol shadow-bench drives a reference process with (one JSON object per line each way):
+
+    - reply `{"ready": true, "details": {...}}` once the model is built (or `{"error": "..."}` and exit);
+    - request `{"texts": [...], "warmup": N}` -> reply `measure(...)`'s lists plus `peak_rss_mb` so far;
+    - end of input: exit 0.
+
+    So shadow-bench can interleave rounds of commands between the implementations: a machine whose load changes
+    during the run then slows every implementation alike, not whichever happened to run at the busy moment."""
+    from shadow_edge.runtime.bench import peak_rss_mb
+
+    def reply(obj: dict[str, Any]) -> None:
+        replies.write(json.dumps(obj) + "\n")
+        replies.flush()
+
+    try:
+        run, details = build_reference(name, **kwargs)
+    except Exception as exc:  # reported to shadow-bench in one line; details in the log
+        log.debug("building the reference failed", exc_info=True)
+        message = str(exc) if isinstance(exc, ReferenceError) else f"{type(exc).__name__}: {exc}"
+        reply({"error": message})
+        return EXIT_MISSING if "not installed" in message else EXIT_ERROR
+    reply({"ready": True, "details": details})
+    for line in requests:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            result = measure(run, request.get("texts", []), int(request.get("warmup", 0)))
+        except Exception as exc:  # e.g. the model failing mid-run: say so, stop
+            log.debug("measuring failed", exc_info=True)
+            reply({"error": f"{type(exc).__name__}: {exc}"})
+            return EXIT_ERROR
+        result["peak_rss_mb"] = peak_rss_mb()
+        reply(result)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m shadow_edge.export.bench_references",
-        description="Measure one reference implementation for shadow-bench (see the module docstring).",
+        description="Serve one reference implementation to shadow-bench over stdin/stdout (see `serve`).",
     )
     parser.add_argument("name", choices=REFERENCES)
-    parser.add_argument("--texts", required=True, type=Path, help='JSON file {"texts": [...]}')
-    parser.add_argument("--out", required=True, type=Path, help="where to write the measurements (JSON)")
     parser.add_argument("--adapter", required=True, help="the ShadowPEFT adapter directory (peft format)")
     parser.add_argument("--base", default=None, help="base checkpoint directory (default: bundled SmolLM2)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-dir", type=Path, default=None, help="where the optimum export is cached")
     return parser
@@ -400,29 +438,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"shadow-bench [{args.name}]: %(message)s", stream=sys.stderr
     )
-    try:
-        texts = json.loads(args.texts.read_text(encoding="utf-8"))["texts"]
-        result = run_reference(
+    # The protocol owns stdout: anything a library prints goes to stderr instead.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    with replies:
+        return serve(
             args.name,
-            texts,
+            sys.stdin,
+            replies,
             adapter=args.adapter,
             base=args.base,
             max_new_tokens=args.max_new_tokens,
-            warmup=args.warmup,
             threads=args.threads,
             cache_dir=args.cache_dir,
         )
-    except ReferenceError as exc:
-        print(f"shadow-bench [{args.name}]: {exc}", file=sys.stderr)
-        return EXIT_MISSING if "not installed" in str(exc) else EXIT_ERROR
-    except (
-        Exception
-    ) as exc:  # a reference failing is reported to shadow-bench in one line; details in the log
-        log.debug("reference failed", exc_info=True)
-        print(f"shadow-bench [{args.name}]: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    args.out.write_text(json.dumps(result) + "\n", encoding="utf-8")
-    return EXIT_OK
 
 
 if __name__ == "__main__":

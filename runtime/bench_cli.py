@@ -2,14 +2,16 @@
 
 The command-line contract is `shared/spec/cli.md`; what is measured and how is `runtime.bench`. One run:
 
-1. load the export directory with `Commander` (the robot's code path) and measure `--commands` commands of the
-   robot-dog test split (spread evenly over it; or `--commands-file`) after `--warmup` commands;
-2. read the peak resident memory right then; optionally run a `--stream` of commands watching resident memory;
-3. measure the memory copy bandwidth and count the weight bytes a decode step reads (bandwidth-bound ratio);
-4. for each `--against` reference, run `python -m shadow_edge.export.bench_references NAME` in its own process
-   (torch is never imported here) on the same commands, and add its numbers and our speed-up over it;
-5. write the JSON report (`--out`, default `bench-<model dir name>.json` next to MODEL_DIR) and a PNG plot beside
-   it (made by `shadow_edge.export.bench_plot` in its own process, when matplotlib is installed).
+1. load the export directory with `Commander` (the robot's code path); start each `--against` reference in its own
+   process (`python -m shadow_edge.export.bench_references NAME`: torch is never imported here) and let them load;
+2. measure `--commands` commands of the robot-dog test split (spread evenly over it; or `--commands-file`), each
+   implementation after `--warmup` unmeasured commands, in rounds of `--round-size` commands where the
+   implementations take turns (rotating order), so that the machine's changing load hits them alike;
+3. read our peak resident memory right then; optionally run a `--stream` of commands watching resident memory;
+4. measure the memory copy bandwidth and count the weight bytes a decode step reads (bandwidth-bound ratio);
+5. write the JSON report (`--out`, default `bench-<model dir name>.json` next to MODEL_DIR), with each reference's
+   numbers, our speed-up over it (its median / ours) and how often it wrote the same program, and a PNG plot
+   beside it (made by `shadow_edge.export.bench_plot` in its own process, when matplotlib is installed).
 
 `--json` prints the report on stdout (without the per-command samples the file keeps); progress goes to stderr.
 Exit status: 0 when everything asked for was measured; 1 when the model cannot run, a reference failed (the report
@@ -19,12 +21,13 @@ is still written, the reference's entry says why) or nothing could be measured; 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
 import subprocess
 import sys
-import tempfile
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from importlib.util import find_spec
@@ -41,6 +44,7 @@ REFERENCE_MODULE = "shadow_edge.export.bench_references"
 PLOT_MODULE = "shadow_edge.export.bench_plot"
 DEFAULT_COMMANDS = 200
 DEFAULT_WARMUP = 10
+DEFAULT_ROUND_SIZE = 20
 DEFAULT_SPLIT = "test"
 
 log = logging.getLogger(PROG)
@@ -94,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_WARMUP,
         metavar="N",
         help=f"unmeasured commands first, for every implementation (default: {DEFAULT_WARMUP})",
+    )
+    parser.add_argument(
+        "--round-size",
+        type=int,
+        default=DEFAULT_ROUND_SIZE,
+        metavar="N",
+        help="with --against, implementations take turns every N commands so that changes in the machine's load "
+        f"hit them alike (default: {DEFAULT_ROUND_SIZE})",
     )
     parser.add_argument(
         "--commands-file",
@@ -265,36 +277,75 @@ def _check_reference_packages(names: Sequence[str]) -> None:
             )
 
 
-def run_reference(
-    name: str,
-    texts: Sequence[str],
-    source: dict[str, str | None],
-    *,
-    max_new_tokens: int,
-    warmup: int,
-    threads: int,
-    cache_dir: Path,
-    workdir: Path,
-) -> dict[str, Any]:
-    """Measure reference `name` in its own process; BenchRunError with its message when it fails."""
-    texts_file = workdir / f"{name}-texts.json"
-    out_file = workdir / f"{name}-result.json"
-    texts_file.write_text(json.dumps({"texts": list(texts)}), encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        REFERENCE_MODULE,
-        name,
-        "--texts",
-        str(texts_file),
-        "--out",
-        str(out_file),
-        "--adapter",
-        str(source["adapter"]),
+class ReferenceProcess:
+    """One reference implementation in its own process (`bench_references.serve`): rounds of commands go in on its
+    stdin, measurements come back on its stdout, its log is relayed as it comes."""
+
+    def __init__(self, name: str, command: Sequence[str]) -> None:
+        self.name = name
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        self.process = subprocess.Popen(
+            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self._relay = threading.Thread(target=self._relay_log, daemon=True)
+        self._relay.start()
+
+    def _relay_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if line.strip():
+                self.tail.append(line.rstrip())
+                log.info("%s", line.rstrip())
+
+    def _failed(self, why: str) -> BenchRunError:
+        return BenchRunError(f"the {self.name} reference failed: {why}")
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:  # it exited: its last words say why
+            code = self.process.wait()
+            self._relay.join(timeout=5)
+            last = self.tail[-1] if self.tail else f"exit status {code}"
+            raise self._failed(last.removeprefix(f"{PROG} [{self.name}]: "))
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError:
+            raise self._failed(f"unreadable reply {line[:80]!r}") from None
+        if "error" in reply:
+            raise self._failed(str(reply["error"]))
+        return reply
+
+    def ready(self) -> dict[str, Any]:
+        """Wait until the model is built; its details (implementation, versions, load time, ...)."""
+        return dict(self._reply().get("details", {}))
+
+    def measure(self, texts: Sequence[str], warmup: int = 0) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"texts": list(texts), "warmup": warmup}) + "\n")
+            self.process.stdin.flush()
+        except OSError:  # it died
+            pass
+        return self._reply()
+
+    def close(self) -> None:
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self.process.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+
+
+def reference_command(
+    name: str, source: dict[str, str | None], *, max_new_tokens: int, threads: int, cache_dir: Path
+) -> list[str]:
+    command = [sys.executable, "-m", REFERENCE_MODULE, name, "--adapter", str(source["adapter"])]
+    command += [
         "--max-new-tokens",
         str(max_new_tokens),
-        "--warmup",
-        str(warmup),
         "--threads",
         str(threads),
         "--cache-dir",
@@ -302,20 +353,7 @@ def run_reference(
     ]
     if source.get("base"):
         command += ["--base", str(source["base"])]
-    log.info("measuring the %s reference in its own process", name)
-    lines: list[str] = []
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
-        assert process.stderr is not None
-        for line in process.stderr:  # its progress, as it comes
-            if line.strip():
-                lines.append(line.rstrip())
-                log.info("%s", line.rstrip())
-        returncode = process.wait()
-    if returncode != 0 or not out_file.is_file():
-        last = lines[-1] if lines else f"exit status {returncode}"
-        last = last.removeprefix(f"{PROG} [{name}]: ")  # the reference's own prefix
-        raise BenchRunError(f"the {name} reference failed: {last}")
-    return json.loads(out_file.read_text(encoding="utf-8"))
+    return command
 
 
 def draw_plot(report_path: Path, plot_path: Path) -> str | None:
@@ -334,11 +372,6 @@ def draw_plot(report_path: Path, plot_path: Path) -> str | None:
     return None
 
 
-def _progress(done: int, total: int) -> None:
-    if done == total or done % max(1, total // 10) == 0:
-        log.info("%d/%d commands", done, total)
-
-
 def _output_paths(model_dir: Path, out: str | None) -> tuple[Path, Path]:
     report = Path(out) if out else model_dir.resolve().parent / f"bench-{model_dir.resolve().name}.json"
     return report, report.with_suffix(".png")
@@ -355,6 +388,7 @@ def _validate(args: argparse.Namespace) -> None:
     for name, value, low in (
         ("--commands", args.commands, 0),
         ("--warmup", args.warmup, 0),
+        ("--round-size", args.round_size, 1),
         ("--stream", args.stream, 0),
         ("--threads", args.threads, 1),
         ("--max-new-tokens", args.max_new_tokens, 1),
@@ -404,12 +438,36 @@ def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         )
     except ModelLoadError as exc:
         raise BenchRunError(f"cannot run the model in MODEL_DIR: {exc}") from None
-    log.info("measuring %d commands after %d warm-up commands", len(texts), args.warmup)
+
+    errors: dict[str, str] = {}
+    processes: dict[str, ReferenceProcess] = {}
+    details: dict[str, dict[str, Any]] = {}
+    measured: dict[str, dict[str, list]] = {}
     try:
-        samples = core.measure_commands(commander, texts, warmup=args.warmup, progress=_progress)
-    except core.BenchError as exc:
-        raise BenchRunError(str(exc)) from None
-    peak = core.peak_rss_mb()  # before anything else can raise the high-water mark
+        if references:
+            cache_dir = Path(args.cache_dir) if args.cache_dir else model_dir.resolve().parent / "bench-cache"
+            for name in references:  # they load side by side, before anything is measured
+                log.info("starting the %s reference in its own process", name)
+                processes[name] = ReferenceProcess(
+                    name,
+                    reference_command(
+                        name, source, max_new_tokens=max_new_tokens, threads=threads, cache_dir=cache_dir
+                    ),
+                )
+            for name in references:
+                try:
+                    details[name] = processes[name].ready()
+                    measured[name] = {}
+                except BenchRunError as exc:
+                    _error(str(exc))
+                    errors[name] = str(exc)
+                    processes.pop(name).close()
+        samples = _measure_rounds(args, commander, texts, processes, measured, errors)
+    finally:
+        for process in processes.values():
+            process.close()
+
+    peak = core.peak_rss_mb()  # before anything else in this process can raise the high-water mark
     stream = None
     if args.stream:
         log.info("stream check: %d commands", args.stream)
@@ -419,46 +477,87 @@ def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     report = core.runtime_report(commander, samples, peak_rss=peak, bandwidth=bandwidth, warmup=args.warmup)
     report["stream"] = stream
     report["commands_source"] = args.commands_file or f"robot-dog {DEFAULT_SPLIT} split"
+    report["round_size"] = args.round_size
     report["samples"] = {
         "command_latency_ms": [round(s.latency_ms, 4) for s in samples],
         "decode_ms_per_token": [round(ms, 4) for s in samples for ms in s.step_ms],
     }
-    del commander  # the references run in other processes; free the session first
-
-    failed = []
     if references:
         report["reference_source"] = source
-        cache_dir = Path(args.cache_dir) if args.cache_dir else model_dir.resolve().parent / "bench-cache"
-        ours = [s.program for s in samples]
-        with tempfile.TemporaryDirectory(prefix="shadow-bench-") as workdir:
-            for name in references:
+    ours = [s.program for s in samples]
+    for name in references:
+        if name in errors:
+            report["against"][name] = {"error": errors[name]}
+            continue
+        try:
+            entry = core.add_reference(report, name, {**details[name], **measured[name]}, our_programs=ours)
+        except core.BenchError as exc:
+            _error(str(exc))
+            report["against"][name] = {"error": str(exc)}
+            errors[name] = str(exc)
+            continue
+        report["samples"][f"{name}_command_latency_ms"] = [
+            round(v, 4) for v in measured[name]["latencies_ms"]
+        ]
+        log.info(
+            "%s: median %.1f ms per command, ours %.1f ms: %.2fx",
+            name,
+            entry["command_latency_ms"]["median"],
+            report["command_latency_ms"]["median"],
+            entry["speedup"] or 0.0,
+        )
+    return report, list(errors)
+
+
+def _measure_rounds(
+    args: argparse.Namespace,
+    commander: Any,
+    texts: Sequence[str],
+    processes: dict[str, ReferenceProcess],
+    measured: dict[str, dict[str, list]],
+    errors: dict[str, str],
+) -> list[Any]:
+    """Measure every implementation on the same commands, `--round-size` commands at a time, taking turns (the
+    order rotates every round), so that a change in the machine's load affects every implementation alike. The
+    first round of each starts with its `--warmup` unmeasured commands. Failed references drop out (`errors`)."""
+    from . import bench as core
+
+    rounds = [texts[i : i + args.round_size] for i in range(0, len(texts), args.round_size)]
+    names = ["ours", *processes]
+    samples: list[Any] = []
+    log.info(
+        "measuring %d commands in %d round(s) (%s), after %d warm-up commands each",
+        len(texts),
+        len(rounds),
+        ", ".join(names),
+        args.warmup,
+    )
+    for index, chunk in enumerate(rounds):
+        warmup = args.warmup if index == 0 else 0
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name == "ours":
                 try:
-                    measured = run_reference(
-                        name,
-                        texts,
-                        source,
-                        max_new_tokens=max_new_tokens,
-                        warmup=args.warmup,
-                        threads=threads,
-                        cache_dir=cache_dir,
-                        workdir=Path(workdir),
-                    )
-                    entry = core.add_reference(report, name, measured, our_programs=ours)
-                    report["samples"][f"{name}_command_latency_ms"] = [
-                        round(v, 4) for v in measured["latencies_ms"]
-                    ]
-                    log.info(
-                        "%s: median %.1f ms per command, ours %.1f ms: %.2fx",
-                        name,
-                        entry["command_latency_ms"]["median"],
-                        report["command_latency_ms"]["median"],
-                        entry["speedup"] or 0.0,
-                    )
-                except (BenchRunError, core.BenchError) as exc:
-                    _error(str(exc))
-                    report["against"][name] = {"error": str(exc)}
-                    failed.append(name)
-    return report, failed
+                    samples += core.measure_commands(commander, chunk, warmup=warmup)
+                except core.BenchError as exc:
+                    raise BenchRunError(str(exc)) from None
+                continue
+            if name in errors:
+                continue
+            try:
+                reply = processes[name].measure(chunk, warmup)
+            except BenchRunError as exc:
+                _error(str(exc))
+                errors[name] = str(exc)
+                continue
+            into = measured[name]
+            for key, value in reply.items():
+                if isinstance(value, list):
+                    into.setdefault(key, []).extend(value)
+                else:
+                    into[key] = value  # peak_rss_mb so far
+        log.info("round %d/%d: %d/%d commands", index + 1, len(rounds), len(samples), len(texts))
+    return samples
 
 
 def main(argv: Sequence[str] | None = None) -> int:

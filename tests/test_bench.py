@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -359,46 +360,65 @@ def test_cli_default_output_next_to_model_dir(tmp_path, capsys):
     assert not (tmp_path / "bench-robot.png").exists()
 
 
-def test_cli_reference_plumbing(tmp_path, capsys, monkeypatch):
-    """--against runs the reference module in its own process and reports speed-up = reference median / ours."""
+@pytest.fixture
+def fake_references(tmp_path, monkeypatch):
+    """An adapter directory and `tests/fake_bench_reference.py` standing in for the reference module."""
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
-    model = _export_dir(tmp_path / "model", source={"base": None, "adapter": str(adapter)})
     monkeypatch.setattr(bench_cli, "REFERENCE_MODULE", "fake_bench_reference")
-    monkeypatch.setenv("PYTHONPATH", str(TESTS) + ":" + ":".join(sys.path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), *sys.path]))
+    return adapter
+
+
+def test_cli_reference_plumbing(tmp_path, capsys, fake_references):
+    """--against runs each reference in its own process, in rounds taken in turns, and reports speed-up =
+    reference median / ours and program agreement."""
+    adapter = fake_references
+    model = _export_dir(tmp_path / "model", source={"base": None, "adapter": str(adapter)})
     out = tmp_path / "b.json"
     code, stdout, err = run_cli(
-        capsys, model, "--against", "torch", "--json", "--commands", 5, "--warmup", 0, "--no-plot", "--out", out,
-        "--bandwidth-mb", 16,
+        capsys, model, "--against", "torch,optimum", "--json", "--commands", 5, "--round-size", 2, "--warmup", 3,
+        "--no-plot", "--out", out, "--bandwidth-mb", 16,
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(stdout)
-    entry = report["against"]["torch"]
-    assert entry["command_latency_ms"]["median"] == 500.0  # what the fake reference "measured"
-    assert entry["speedup"] == pytest.approx(500.0 / report["command_latency_ms"]["median"], rel=1e-3)
-    assert entry["program_agreement"] == 1.0 and entry["received_adapter"] == str(adapter)
+    assert report["command_latency_ms"]["n"] == 5
+    for name in ("torch", "optimum"):
+        entry = report["against"][name]
+        assert entry["command_latency_ms"]["median"] == 500.0  # what the fake reference "measured"
+        assert entry["command_latency_ms"]["n"] == 5  # 3 rounds: 2 + 2 + 1 commands
+        assert entry["speedup"] == pytest.approx(500.0 / report["command_latency_ms"]["median"], rel=1e-3)
+        assert entry["decode_ms_per_token"]["n"] == 30 and entry["ttft_ms"]["median"] == 100.0
+        assert entry["program_agreement"] == 1.0 and entry["received_adapter"] == str(adapter)
+        assert entry["peak_rss_mb"] == 30.0  # the last round's report
+        assert entry["warmup_seen"] == [3, 0, 0]  # warm-up in the first round only
     assert report["reference_source"] == {"base": None, "adapter": str(adapter)}
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["samples"]["torch_command_latency_ms"] == [500.0] * 5
 
 
-def test_cli_reference_failure_is_reported(tmp_path, capsys, monkeypatch):
-    adapter = tmp_path / "adapter"
-    adapter.mkdir()
-    (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+@pytest.mark.parametrize(
+    ("fail", "why"),
+    [
+        ("load", "injected load failure"),
+        ("measure", "injected measurement failure"),
+        ("crash", "segfault (fake)"),
+    ],
+)
+def test_cli_reference_failure_is_reported(tmp_path, capsys, monkeypatch, fake_references, fail, why):
     model = _export_dir(tmp_path / "model")
-    monkeypatch.setattr(bench_cli, "REFERENCE_MODULE", "fake_bench_reference")
-    monkeypatch.setenv("PYTHONPATH", str(TESTS) + ":" + ":".join(sys.path))
-    monkeypatch.setenv("FAKE_REFERENCE_FAIL", "1")
+    monkeypatch.setenv("FAKE_REFERENCE_FAIL", fail)
     out = tmp_path / "b.json"
     code, stdout, err = run_cli(
-        capsys, model, "--adapter", adapter, "--against", "optimum", "--commands", 3, "--warmup", 0, "--no-plot",
-        "--out", out, "--bandwidth-mb", 16,
+        capsys, model, "--adapter", fake_references, "--against", "optimum", "--commands", 4, "--round-size", 2,
+        "--warmup", 0, "--no-plot", "--out", out, "--bandwidth-mb", 16,
     )  # fmt: skip
     assert code == 1
-    assert "the optimum reference failed: injected reference failure" in err and "Traceback" not in err
+    assert f"the optimum reference failed: {why}" in err and "Traceback" not in err
     report = json.loads(out.read_text(encoding="utf-8"))
-    assert report["against"]["optimum"]["error"].endswith("injected reference failure")
-    assert report["command_latency_ms"]["n"] == 3  # our own numbers still stand
+    assert report["against"]["optimum"] == {"error": f"the optimum reference failed: {why}"}
+    assert report["command_latency_ms"]["n"] == 4  # our own numbers still stand
 
 
 @pytest.mark.parametrize(
