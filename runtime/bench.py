@@ -41,6 +41,22 @@ STREAM_SAMPLES = 10  # resident-memory samples along a stream check
 STREAM_TOLERANCE_MB = 4.0  # growth below this over a stream is allocator noise, not a leak
 
 
+# What each number means, copied into every report so that a table made from it can say so.
+DEFINITIONS = {
+    "command_latency_ms": "text in -> validated program out: sanitation, tokenization, prefill, greedy decoding "
+    "(ours: grammar-constrained, stops when the program is complete), safety layer",
+    "decode_ms_per_token": "one decoder call for one new token (ours: the onnxruntime call with its cache handover; "
+    "references: the time between consecutive logits inside HF generate)",
+    "ttft_ms": "text in -> the first token's logits (ours: a separate one-token generation of the same text)",
+    "peak_rss_mb": "the process's resident-memory high-water mark (VmHWM) after the measured commands",
+    "bandwidth_bound_ratio": "median decode time per token / (weight bytes one decode step reads / measured copy "
+    "bandwidth); 1.0 = as fast as memory allows",
+    "speedup": "reference median command latency / our median command latency, same commands, same machine, "
+    "measured in alternating rounds",
+    "program_agreement": "share of commands where the reference wrote the same canonical program as ours",
+}
+
+
 class BenchError(RuntimeError):
     """A measurement cannot be made as asked (no commands, every command failed, ...)."""
 
@@ -318,6 +334,7 @@ def runtime_report(
         if manifest is None
         else {"kind": manifest.raw["head"].get("kind"), "size": info["head_size"]},
         "machine": machine_info(),
+        "definitions": DEFINITIONS,
     }
     if manifest is not None:
         try:
