@@ -1,0 +1,57 @@
+"""scripts/make_speech_set.py renders real speech: 16 kHz mono WAVs, a manifest that matches the split, cached."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="espeak-ng and sox make the test speech",
+)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_speech_set.py"
+
+
+def make(out: Path, *args: str) -> list[dict]:
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), "--recordings-dir", str(out / "none"), *args],
+        check=True,
+        capture_output=True,
+    )
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_speech_set(tmp_path):
+    from shadow_edge.calibration.robot_dog_commands import load_split
+
+    entries = make(tmp_path, "--limit", "2", "--per-text", "2", "--langs", "en", "zh")
+    assert len(entries) == 8  # 2 commands x 2 renderings x 2 languages
+    rows = {r["id"]: r for r in load_split("test")}
+    for entry in entries:
+        assert rows[entry["id"]]["text"] == entry["text"] and rows[entry["id"]]["program"] == entry["program"]
+        with wave.open(str(tmp_path / entry["wav"]), "rb") as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+            assert wav.getnframes() / 16000 == pytest.approx(entry["duration_s"], abs=1e-3)
+            assert entry["duration_s"] > 2 * entry["pad_s"] + 0.3  # there is speech between the pads
+    voices = {(e["id"], e["voice"], e["speed"]) for e in entries}
+    assert len(voices) == 8  # the two renderings of a command differ
+    assert {e["voice"] for e in entries if e["lang"] == "zh"} <= {"cmn", "cmn+f3"}
+    first = (tmp_path / entries[0]["wav"]).read_bytes()
+    again = make(tmp_path / "again", "--limit", "2", "--per-text", "2", "--langs", "en", "zh")
+    assert [e["wav"] for e in again] == [e["wav"] for e in entries]
+    assert (tmp_path / "again" / entries[0]["wav"]).read_bytes() == first  # deterministic
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--per-text", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "error" in result.stderr
