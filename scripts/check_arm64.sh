@@ -76,6 +76,7 @@ if ! command -v debootstrap >/dev/null || ! command -v "$QEMU_BIN" >/dev/null; t
   apt-get install -y -q debootstrap qemu-user-static >/dev/null || die "apt-get install debootstrap qemu-user-static failed"
 fi
 QEMU_PATH="$(command -v "$QEMU_BIN")"
+CHROOT="$(command -v chroot)"  # by absolute path: in_arm64 runs it with a PATH meant for the guest
 BINFMT=/proc/sys/fs/binfmt_misc
 
 # Register qemu for aarch64 ELF files with binfmt_misc (flag F: the kernel opens the emulator now, so it also works
@@ -125,7 +126,7 @@ cp "$QEMU_PATH" "$ROOTFS/usr/bin/qemu-aarch64-static"
 in_arm64() {  # run an aarch64 program of the root filesystem under qemu (explicitly), with a clean environment
   env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 PYTHONPATH="$GUEST/src" \
     PYTHONDONTWRITEBYTECODE=1 ${QEMU_CPU:+QEMU_CPU=$QEMU_CPU} \
-    chroot "$ROOTFS" /usr/bin/qemu-aarch64-static "$@"
+    "$CHROOT" "$ROOTFS" /usr/bin/qemu-aarch64-static "$@"
 }
 GUEST_PY="$(cd "$ROOTFS/usr/bin" && ls python3.[0-9]* | grep -E '^python3\.[0-9]+$' | sort -V | tail -1)" \
   || die "no python3 in $ROOTFS"
@@ -165,12 +166,13 @@ phase_done wheels "$t"
 # --- 4. the project's runtime source, the model, the tests: fresh copies --------------------------------------------
 t=$(date +%s)
 rm -rf "${ROOTFS:?}$GUEST"
-mkdir -p "$ROOTFS$GUEST"/{src/shadow_edge,scripts,data,out,tests}
+mkdir -p "$ROOTFS$GUEST"/{src/shadow_edge,scripts,data,out,tests,calibration}
 cp "$ROOT/shadow_edge/__init__.py" "$ROOTFS$GUEST/src/shadow_edge/"
 (cd "$ROOT" && tar --exclude=__pycache__ -cf - runtime) | tar -xf - -C "$ROOTFS$GUEST/src/shadow_edge"
 cp -r "$MODEL_DIR" "$ROOTFS$GUEST/model"
 cp "$ROOT/scripts/arm64_runtime_check.py" "$ROOTFS$GUEST/scripts/"
 cp "$ROOT/calibration/data/test.jsonl" "$ROOTFS$GUEST/data/"
+cp -r "$ROOT/calibration/data" "$ROOTFS$GUEST/calibration/"  # the tests' tiny tokenizers are trained on it
 cp "$ROOT/pyproject.toml" "$ROOTFS$GUEST/"  # pytest's configuration (markers, `-m 'not slow'`)
 cp "$ROOT/tests/conftest.py" "$ROOT/tests/runtime_fakes.py" "$ROOT/tests/tiny_onnx_decoder.py" "$ROOTFS$GUEST/tests/"
 for f in $TEST_FILES; do cp "$ROOT/$f" "$ROOTFS$GUEST/tests/"; done
