@@ -30,8 +30,8 @@ ALL_SYSTEMS = ("base", "lora", "dora", "shadow-attached", "shadow-detached")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADAPTERS = {
     "shadow": ROOT / "adapters" / "robot-dog-shadow",
-    "lora": ROOT / "build" / "adapters" / "robot-dog-lora",
-    "dora": ROOT / "build" / "adapters" / "robot-dog-dora",
+    "lora": ROOT / "adapters" / "robot-dog-lora",
+    "dora": ROOT / "adapters" / "robot-dog-dora",
 }
 
 # The un-adapted base gets the language explained, with examples, since it was never trained on it.

