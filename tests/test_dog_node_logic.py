@@ -632,3 +632,16 @@ def test_config_rejects_bad_values():
     config = NodeConfig.from_dict({"threads": "2", "go2_sport_output": "true", "stop_phrases": "stop, halt"})
     assert config.threads == 2 and config.go2_sport_output and config.stop_phrases == ("stop", "halt")
     assert config.resolve("~/program") == "/shadow_dog/program" and config.resolve("cmd_vel") == "/cmd_vel"
+
+
+def test_bark_after_a_move_stands_still():
+    """A `move` followed by `bark` must not leave the velocity on while the dog barks."""
+    commander, _ = make_commander({**ANSWERS, "walk then bark": "move x=1; bark"})
+    node, out, clock, _ = make_node(commander)
+    command(node, "walk then bark")
+    run_for(node, clock, 2.2)  # 1 m at 0.5 m/s, then the bark
+    twists = out.timed("twist")
+    bark_at = 100.0 + 2.0
+    assert out.of("sound") == [("bark", 1)]
+    assert all(not nonzero(v) for t, v in twists if t >= bark_at - 1e-9)
+    assert any(not nonzero(v) for t, v in twists if abs(t - bark_at) < PERIOD)

@@ -143,15 +143,12 @@ class PlanExecutor:
             return
         if step.name == "bark":
             self._mark_first(plan_id, now)
+            self._halt()  # barking is done standing: a velocity left from a `move` would carry the dog on
             self.outputs.sound("bark", int(step.params.get("n", 1)))
             return
         # A posture or trick: the robot stands still while it runs.
         self._mark_first(plan_id, now)
-        if self._moving:
-            self._send_zero(repeat=False)
-        if self._sport_moving and self.sport is not None:
-            self.outputs.sport_request(self.sport.stop_move())
-            self._sport_moving = False
+        self._halt()
         if self.sport is not None and self.config.go2_sport_output and step.api_id is not None:
             self.outputs.sport_request(self.sport.action(step.api_id))
         else:
@@ -160,6 +157,14 @@ class PlanExecutor:
                 step.name,
                 self.config.action_hold_s,
             )
+
+    def _halt(self) -> None:
+        """Zero velocity (and end a sport-API Move) if the dog is moving."""
+        if self._moving:
+            self._send_zero(repeat=False)
+        if self._sport_moving and self.sport is not None:
+            self.outputs.sport_request(self.sport.stop_move())
+            self._sport_moving = False
 
     # -- messages ----------------------------------------------------------------------------------------------------
 
