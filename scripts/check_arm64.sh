@@ -176,6 +176,9 @@ cp -r "$ROOT/calibration/data" "$ROOTFS$GUEST/calibration/"  # the tests' tiny t
 cp "$ROOT/pyproject.toml" "$ROOTFS$GUEST/"  # pytest's configuration (markers, `-m 'not slow'`)
 cp "$ROOT/tests/conftest.py" "$ROOT/tests/runtime_fakes.py" "$ROOT/tests/tiny_onnx_decoder.py" "$ROOTFS$GUEST/tests/"
 for f in $TEST_FILES; do cp "$ROOT/$f" "$ROOTFS$GUEST/tests/"; done
+if [ -f "$ROOT/../shared/spec/actions.json" ]; then  # the contract copy test_actions compares the packaged one with
+  mkdir -p "$ROOTFS/opt/shared/spec" && cp "$ROOT/../shared/spec/actions.json" "$ROOTFS/opt/shared/spec/"
+fi
 phase_done install "$t"
 
 # --- 5a. the same commands on x86 and on arm64 ----------------------------------------------------------------------
