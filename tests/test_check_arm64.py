@@ -83,7 +83,14 @@ JUNIT_OK = '<testsuites><testsuite tests="3" failures="0" errors="0" skipped="1"
 JUNIT_FAIL = '<testsuites><testsuite tests="3" failures="1" errors="0" skipped="0"><testcase classname="a" name="b"><failure/></testcase></testsuite></testsuites>'
 
 
-def _compare(tmp_path, x86: dict, arm: dict, junit: str = JUNIT_OK) -> tuple[int, dict]:
+def _compare(
+    tmp_path, x86: dict, arm: dict, junit: str = JUNIT_OK, precision: str | None = None
+) -> tuple[int, dict]:
+    extra = []
+    if precision is not None:
+        (tmp_path / "model").mkdir(exist_ok=True)
+        (tmp_path / "model" / "manifest.json").write_text(json.dumps({"precision": precision}))
+        extra = ["--model-dir", str(tmp_path / "model")]
     (tmp_path / "x.json").write_text(json.dumps(x86))
     (tmp_path / "a.json").write_text(json.dumps(arm))
     (tmp_path / "j.xml").write_text(junit)
@@ -99,6 +106,7 @@ def _compare(tmp_path, x86: dict, arm: dict, junit: str = JUNIT_OK) -> tuple[int
             str(tmp_path / "j.xml"),
             "--out",
             str(out),
+            *extra,
         ]
     )
     return rc, json.loads(out.read_text())
@@ -138,3 +146,16 @@ def test_failed_tests_fail(tmp_path):
     rc, report = _compare(tmp_path, _run("x86_64"), _run("aarch64"), junit=JUNIT_FAIL)
     assert rc == 1
     assert report["tests"]["failed_tests"] == ["a::b"]
+
+
+@pytest.mark.parametrize(
+    ("precision", "x86_confidence", "ok"), [("int8", 0.24, True), ("int8", 0.8, False), ("fp32", 0.24, False)]
+)
+def test_quantized_exports_may_flip_only_unsure_unexecuted_programs(tmp_path, precision, x86_confidence, ok):
+    """INT8 kernels differ between x86 and ARM: a near-tie may flip where neither side would move the robot."""
+    x86, arm = _run("x86_64"), _run("aarch64")
+    for run, program, confidence in ((x86, "reject", x86_confidence), (arm, "remote", x86_confidence + 0.02)):
+        run["results"][0].update(program=program, route=program, accepted=False, confidence=confidence)
+    rc, report = _compare(tmp_path, x86, arm, precision=precision)
+    assert (rc == 0) == ok and report["precision"] == precision
+    assert len(report["unsure_flips"]) == int(ok)
