@@ -25,6 +25,7 @@ from shadow_edge.export.detached import (  # noqa: E402
     detached_sequence_classifier,
     save_detached,
 )
+from tiny_models import tiny_kwargs  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
@@ -36,18 +37,7 @@ from transformers import (  # noqa: E402
 
 torch.set_num_threads(1)
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=64,
-    vocab_size=128,
-    head_dim=8,
-    pad_token_id=0,
-    eos_token_id=1,
-    bos_token_id=2,
-)
+TINY = tiny_kwargs(layers=4)
 BASES = {
     "llama": (LlamaConfig, True),
     "qwen2": (Qwen2Config, True),

@@ -38,33 +38,19 @@ from shadow_edge.export.official_checkpoint import (  # noqa: E402
     save_official_checkpoint,
 )
 from shadow_edge.export.validate_decoder import validate_decoder  # noqa: E402
+from tiny_models import FAMILIES, tiny_kwargs  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
-    LlamaConfig,
-    Qwen2Config,
-    Qwen3Config,
 )
 
 torch.set_num_threads(1)
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=64,
-    vocab_size=128,
-    head_dim=8,
-    pad_token_id=0,
-    eos_token_id=1,
-    bos_token_id=2,
-)
+TINY = tiny_kwargs(layers=3)
 NARROW = dict(
     hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=32
 )
-FAMILIES = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
 SHADOWS = ("mirror", "projected")
 TASKS = ("causal_lm", "seq_cls")
 MODES = ("detached", "attached")

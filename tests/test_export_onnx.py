@@ -31,6 +31,7 @@ from shadow_edge.export.decoder_graph import (  # noqa: E402
 from shadow_edge.export.detached import detached_causal_lm, detached_sequence_classifier  # noqa: E402
 from shadow_edge.export.validate_decoder import validate_decoder  # noqa: E402
 from shadow_edge.runtime.manifest import CacheSpec  # noqa: E402
+from tiny_models import FAMILIES, tiny_kwargs  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModel,
@@ -38,28 +39,15 @@ from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     LlamaConfig,
     MistralConfig,
-    Qwen2Config,
-    Qwen3Config,
 )
 
 torch.set_num_threads(1)
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=64,
-    vocab_size=128,
-    head_dim=8,
-    pad_token_id=0,
-    eos_token_id=1,
-    bos_token_id=2,
-)
+TINY = tiny_kwargs(layers=3)
 SMALL_SHADOW = dict(
     hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=32
 )
-BASES = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
+BASES = FAMILIES
 SHADOWS = ("mirror", "explicit")
 MODES = ("detached", "attached")
 CASES = [(b, s) for b in BASES for s in SHADOWS]

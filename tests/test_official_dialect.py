@@ -35,13 +35,12 @@ from shadow_edge.export.official_checkpoint import (  # noqa: E402
     read_official_checkpoint,
     save_official_checkpoint,
 )
+from tiny_models import FAMILIES, tiny_kwargs  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     LlamaConfig,
-    Qwen2Config,
-    Qwen3Config,
 )
 
 torch.set_num_threads(1)
@@ -49,19 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "official_reference_env.py"
 TOL = 1e-4
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=64,
-    vocab_size=128,
-    head_dim=8,
-    pad_token_id=0,
-    eos_token_id=1,
-    bos_token_id=2,
-)
-CONFIGS = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
+TINY = tiny_kwargs(layers=3)
+CONFIGS = FAMILIES
 NARROW = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
               intermediate_size=32)  # fmt: skip
 SAME_WIDTH = dict(num_hidden_layers=1, intermediate_size=48)
