@@ -486,7 +486,12 @@ def _quantize(
 ) -> Path:
     """Quantize (trying INT8 kernels in order for `auto`); measure each attempt; return the chosen file."""
     from shadow_edge.export.quantize import quantize_decoder
-    from shadow_edge.export.validate_programs import accuracy_loss_points, command_accuracy, generate_programs
+    from shadow_edge.export.validate_programs import (
+        accuracy_loss_points,
+        command_accuracy,
+        generate_programs,
+        program_agreement,
+    )
     from shadow_edge.runtime.session import create_session
 
     precision = options.manifest_precision()
@@ -500,7 +505,7 @@ def _quantize(
         else None
     )
     attempts = []
-    chosen: Path | None = None
+    chosen = work
     for method in methods:
         path = work / (method or precision) / "decoder.onnx"
         kwargs = {"int8_method": method} if method else {}
@@ -521,8 +526,6 @@ def _quantize(
             accuracy = command_accuracy(generated, programs["examples"])
             fp32 = report["programs"]["accuracy"]["fp32"]
             loss = accuracy_loss_points(fp32, accuracy)
-            from shadow_edge.export.validate_programs import program_agreement
-
             agreement = program_agreement(programs["fp32_programs"], generated, programs["texts"])
             accuracy_ok = loss <= options.max_accuracy_loss
             attempt["accuracy"] = accuracy
@@ -551,7 +554,6 @@ def _quantize(
     if "accuracy_check" in final:
         report["checks"]["quantized_accuracy"] = final["accuracy_check"]
         report["programs"]["accuracy"][precision] = final["accuracy"]
-    assert chosen is not None
     return chosen
 
 
