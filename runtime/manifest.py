@@ -169,7 +169,9 @@ def _check_structure(raw: Any, path: Path) -> None:
             raise ManifestError(f"{path}: {required!r} is not listed in 'files'")
     arch = _require(raw, "architecture", dict, path)
     caches = _require(arch, "caches", list, path)
-    if not caches and raw.get("task", "causal_lm") != "seq_cls":  # a classifier reads the prompt once: no cache
+    if (
+        not caches and raw.get("task", "causal_lm") != "seq_cls"
+    ):  # a classifier reads the prompt once: no cache
         raise ManifestError(f"{path}: architecture.caches is empty")
     for cache in caches:
         if not isinstance(cache, dict) or not all(
