@@ -29,7 +29,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -129,9 +128,8 @@ def _files_digest(paths: Sequence[Path]) -> str:
 
 def optimum_export(peft_model: Any, tokenizer: Any, base_dir: Path, adapter: str, cache_dir: Path) -> Path:
     """The detached shadow exported by optimum-onnx (FP32, with past), cached by the adapter's and base's files."""
-    import optimum.exporters.onnx as optimum_onnx
-
     from .detached import save_detached
+    from .optimum_detached import optimum_export_checkpoint
 
     weights = sorted(Path(adapter).glob("*.safetensors")) + [Path(adapter) / "adapter_config.json"]
     weights += sorted(base_dir.glob("*.safetensors")) + [base_dir / "config.json"]
@@ -146,11 +144,7 @@ def optimum_export(peft_model: Any, tokenizer: Any, base_dir: Path, adapter: str
     try:
         log.info("optimum export: saving the detached shadow and exporting it with optimum-onnx (once)")
         source = save_detached(peft_model, partial / "detached", tokenizer, adapter_path=adapter)
-        with warnings.catch_warnings():  # the tracer's warnings are about shapes optimum handles itself
-            warnings.simplefilter("ignore")
-            optimum_onnx.main_export(
-                str(source), output=partial / "onnx", task="text-generation-with-past", do_validation=False
-            )
+        optimum_export_checkpoint(source, partial / "onnx")
         shutil.rmtree(target, ignore_errors=True)
         (partial / "onnx").rename(target)
     finally:

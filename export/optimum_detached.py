@@ -103,11 +103,21 @@ def genai_config(
     }
 
 
+def optimum_export_checkpoint(source: Path, out_dir: Path) -> None:
+    """optimum-onnx's export of an HF causal-LM checkpoint directory: one merged decoder with past K/V, FP32."""
+    import optimum.exporters.onnx as optimum_onnx
+
+    with warnings.catch_warnings():  # the tracer's shape warnings are about cases optimum handles itself
+        warnings.simplefilter("ignore")
+        optimum_onnx.main_export(
+            str(source), output=out_dir, task="text-generation-with-past", do_validation=False
+        )
+
+
 def export_optimum_detached(
     model: Any, tokenizer: Any, out_dir: Path, prompts: list[list[int]], eos_id: int, pad_id: int
 ) -> dict[str, Any]:
     """Write the optimum export + genai_config.json into `out_dir` and check it against torch; return a report."""
-    import optimum.exporters.onnx as optimum_onnx
     from optimum.onnxruntime import ORTModelForCausalLM
 
     hf_model = detached_hf_model(model).eval()
@@ -116,11 +126,7 @@ def export_optimum_detached(
     try:
         hf_model.save_pretrained(work)
         tokenizer.save_pretrained(work)
-        with warnings.catch_warnings():  # the tracer's shape warnings are about cases optimum handles itself
-            warnings.simplefilter("ignore")
-            optimum_onnx.main_export(
-                str(work), output=out_dir, task="text-generation-with-past", do_validation=False
-            )
+        optimum_export_checkpoint(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     onnx_files = sorted(out_dir.glob("*.onnx"))

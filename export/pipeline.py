@@ -36,7 +36,7 @@ from shadow_edge.export.base_model import resolve_base
 from shadow_edge.export.output_dir import StagedDir
 from shadow_edge.runtime.actions import SPEC_PATH, load_spec
 from shadow_edge.runtime.manifest import CacheSpec, file_sha256, write_manifest
-from shadow_edge.runtime.prompt import chat_messages
+from shadow_edge.runtime.prompt import SYSTEM_PROMPT, chat_messages
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +172,12 @@ def load_model(inputs: Inputs, shadow_model: str | None = None):
 # -- tokenizer and prompt --------------------------------------------------------------------------------------------
 
 
-def prompt_template(tokenizer) -> tuple[str, str]:
-    """(prefix, suffix) of the chat prompt the model was trained with, around the command text."""
+def prompt_template(tokenizer, system_prompt: str = SYSTEM_PROMPT) -> tuple[str, str]:
+    """(prefix, suffix) of the chat prompt around the command text; by default the one the model was trained with."""
     if not getattr(tokenizer, "chat_template", None):
         return "", ""
     rendered = tokenizer.apply_chat_template(
-        chat_messages(PROMPT_SENTINEL), tokenize=False, add_generation_prompt=True
+        chat_messages(PROMPT_SENTINEL, system_prompt), tokenize=False, add_generation_prompt=True
     )
     if rendered.count(PROMPT_SENTINEL) != 1:
         raise ValueError(
@@ -434,10 +434,7 @@ def _program_checks(
 
     examples = strided(load_split(options.eval_split), options.eval_limit)
     texts = [e["text"] for e in examples]
-    agree_idx = sorted(
-        {int(i * len(texts) / options.agreement_prompts) for i in range(options.agreement_prompts)}
-    )
-    agree_idx = [i for i in agree_idx if i < len(texts)]
+    agree_idx = strided(list(range(len(texts))), options.agreement_prompts)
     agree_texts = [texts[i] for i in agree_idx]
     checks: dict[str, Any] = {}
 

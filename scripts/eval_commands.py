@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from shadow_edge.calibration.robot_dog_commands import load_split
 from shadow_edge.export.base_model import load_base
+from shadow_edge.export.pipeline import strided
 from shadow_edge.export.recipes import count_trainable
 from shadow_edge.export.robot_dog_task import generate_programs
 from shadow_edge.runtime.scoring import format_confusion, score_programs
@@ -72,14 +73,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="keep the other systems already in the --json report (same split)",
     )
     return p.parse_args(argv)
-
-
-def strided(examples: list[dict], n: int | None) -> list[dict]:
-    """Every k-th example so a shortened run still covers every command and language."""
-    if n is None or n >= len(examples):
-        return examples
-    step = len(examples) / n
-    return [examples[int(i * step)] for i in range(n)]
 
 
 def build_system(name: str, args):

@@ -138,12 +138,12 @@ def torch_commander(system: str, args):
     import torch
     from shadow_edge.export.base_model import load_base
     from shadow_edge.export.decoder_graph import DetachedDecoder
-    from shadow_edge.export.pipeline import PROMPT_SENTINEL, special_tokens
+    from shadow_edge.export.pipeline import prompt_template, special_tokens
     from shadow_edge.export.validate_programs import TorchDecoderSession, make_generator
     from shadow_edge.runtime.commander import Commander
     from shadow_edge.runtime.grammar import action_vocabulary
     from shadow_edge.runtime.manifest import CacheSpec
-    from shadow_edge.runtime.prompt import SYSTEM_PROMPT, chat_messages
+    from shadow_edge.runtime.prompt import SYSTEM_PROMPT
 
     torch.set_num_threads(args.threads)
     model, tokenizer = load_base()
@@ -160,10 +160,7 @@ def torch_commander(system: str, args):
         spec.loader.exec_module(eval_commands)
         system_prompt = eval_commands.FEW_SHOT_PROMPT
     model.eval()
-    rendered = tokenizer.apply_chat_template(
-        chat_messages(PROMPT_SENTINEL, system_prompt), tokenize=False, add_generation_prompt=True
-    )
-    prefix, suffix = rendered.split(PROMPT_SENTINEL)
+    prefix, suffix = prompt_template(tokenizer, system_prompt)
     special = special_tokens(tokenizer)
     rt_tokenizer = tokenizer.backend_tokenizer
     head_ids = action_vocabulary(rt_tokenizer, special["eos"])
@@ -280,6 +277,18 @@ def sim_outcome(
     return {"locomotion": False, "success": check.success}
 
 
+def sim_rates(outcomes: list[dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """Success rate and count for locomotion commands and for posture/trick commands (None: not a robot command)."""
+    rates = {}
+    for kind, want in (("locomotion", True), ("requests", False)):
+        chosen = [o for o in outcomes if o is not None and o["locomotion"] == want]
+        rates[kind] = {
+            "rate": round(sum(o["success"] for o in chosen) / len(chosen), 4) if chosen else None,
+            "n": len(chosen),
+        }
+    return rates
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -312,12 +321,7 @@ def summarise(system: str, worker: dict, rows: list[dict], cache: SimCache) -> d
     for row, r in zip(rows, worker["results"], strict=True):
         heard = r["speech"] or r["text"]
         outcomes.append(sim_outcome(row["program"], heard["program"], bool(heard["accepted"]), cache))
-    for kind, want in (("locomotion", True), ("requests", False)):
-        chosen = [o for o in outcomes if o is not None and o["locomotion"] == want]
-        report["sim_success"][kind] = {
-            "rate": round(sum(o["success"] for o in chosen) / len(chosen), 4) if chosen else None,
-            "n": len(chosen),
-        }
+    report["sim_success"] = sim_rates(outcomes)
     latencies = [r["speech"]["latencies_ms"] or {} for r in worker["results"] if r["speech"] is not None]
     moved = [lat for lat in latencies if lat.get("total") is not None]
     report["latency_ms"] = {
@@ -466,11 +470,7 @@ def _same_words(a: str, b: str) -> bool:
 def _oracle(rows: list[dict], cache: SimCache) -> dict[str, Any]:
     """The reference programs themselves through the node executor and the simulated dog."""
     outcomes = [sim_outcome(row["program"], row["program"], True, cache) for row in rows]
-    result = {}
-    for kind, want in (("locomotion", True), ("requests", False)):
-        chosen = [o for o in outcomes if o is not None and o["locomotion"] == want]
-        result[kind] = round(sum(o["success"] for o in chosen) / len(chosen), 4) if chosen else None
-    return result
+    return {kind: rate["rate"] for kind, rate in sim_rates(outcomes).items()}
 
 
 if __name__ == "__main__":
