@@ -248,9 +248,8 @@ def command_runner(model: Any, tokenizer: Any, max_new_tokens: int) -> Callable[
     import torch
     from shadow_edge.runtime.actions import load_spec
     from shadow_edge.runtime.safety import plan_program
+    from shadow_edge.tasks.robot_dog.task import encode_prompt, end_of_turn_id
     from transformers import LogitsProcessor, LogitsProcessorList
-
-    from .robot_dog_task import encode_prompt, end_of_turn_id
 
     class _Stamps(LogitsProcessor):
         def __init__(self) -> None:

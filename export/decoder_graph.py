@@ -39,8 +39,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from shadow_edge.export.base_model import decoder_of
 from shadow_edge.export.detached import _active_module, _Parts
-from shadow_edge.export.recipes import decoder_of
 from shadow_edge.runtime.manifest import CacheSpec
 from torch import nn
 

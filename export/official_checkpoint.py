@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from shadow_edge.export.base_model import decoder_of
 from shadow_edge.export.checkpoint import (
     OFFICIAL_CONFIG,
     OFFICIAL_WEIGHTS,
@@ -54,7 +55,6 @@ from shadow_edge.export.checkpoint import (
     safetensors_shapes,
 )
 from shadow_edge.export.detached import _Parts
-from shadow_edge.export.recipes import decoder_of
 from torch import nn
 from transformers import (
     AutoConfig,

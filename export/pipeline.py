@@ -204,7 +204,7 @@ def write_tokenizer(tokenizer, directory: Path) -> list[str]:
 
 
 def special_tokens(tokenizer) -> dict[str, int | None]:
-    from shadow_edge.export.robot_dog_task import end_of_turn_id
+    from shadow_edge.tasks.robot_dog.task import end_of_turn_id
 
     eos = end_of_turn_id(tokenizer)
     pad = tokenizer.pad_token_id
@@ -374,7 +374,7 @@ def export_mode(
 def _optimum(model, tokenizer, out: Path, programs, common, checks, report) -> list[str]:
     """The detached shadow as optimum / onnxruntime-genai expect it, in OUT_DIR/optimum; its files for the manifest."""
     from shadow_edge.export.optimum_detached import export_optimum_detached
-    from shadow_edge.export.robot_dog_task import encode_prompt
+    from shadow_edge.tasks.robot_dog.task import encode_prompt
 
     texts = programs["texts"][:: max(1, len(programs["texts"]) // 8)][:8] if programs else ["sit down"]
     prompts = [list(encode_prompt(tokenizer, t)) for t in texts]
@@ -405,9 +405,7 @@ def _program_checks(
     model, graph, fp32_path, rt_tokenizer, hf_tokenizer, caches, head_ids, head_size, mode, options, common
 ) -> dict[str, Any]:
     """ONNX vs PyTorch programs, restricted vs full head, prompt tokenization, FP32 command accuracy."""
-    from shadow_edge.calibration.robot_dog_commands import load_split
     from shadow_edge.export.decoder_graph import graph_for
-    from shadow_edge.export.robot_dog_task import encode_prompt
     from shadow_edge.export.validate_programs import (
         TorchDecoderSession,
         command_accuracy,
@@ -416,6 +414,8 @@ def _program_checks(
         program_agreement,
     )
     from shadow_edge.runtime.session import create_session
+    from shadow_edge.tasks.robot_dog.generator import load_split
+    from shadow_edge.tasks.robot_dog.task import encode_prompt
 
     special, prompt = common["special_tokens"], common["prompt"]
 

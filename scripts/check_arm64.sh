@@ -171,8 +171,8 @@ cp "$ROOT/shadow_edge/__init__.py" "$ROOTFS$GUEST/src/shadow_edge/"
 (cd "$ROOT" && tar --exclude=__pycache__ -cf - runtime) | tar -xf - -C "$ROOTFS$GUEST/src/shadow_edge"
 cp -r "$MODEL_DIR" "$ROOTFS$GUEST/model"
 cp "$ROOT/scripts/arm64_runtime_check.py" "$ROOTFS$GUEST/scripts/"
-cp "$ROOT/calibration/data/test.jsonl" "$ROOTFS$GUEST/data/"
-cp -r "$ROOT/calibration/data" "$ROOTFS$GUEST/calibration/"  # the tests' tiny tokenizers are trained on it
+cp "$ROOT/tasks/robot_dog/data/test.jsonl" "$ROOTFS$GUEST/data/"
+cp -r "$ROOT/tasks/robot_dog/data" "$ROOTFS$GUEST/calibration/"  # the tests' tiny tokenizers are trained on it
 cp "$ROOT/pyproject.toml" "$ROOTFS$GUEST/"  # pytest's configuration (markers, `-m 'not slow'`)
 cp "$ROOT/tests/conftest.py" "$ROOT/tests/runtime_fakes.py" "$ROOT/tests/tiny_onnx_decoder.py" "$ROOTFS$GUEST/tests/"
 for f in $TEST_FILES; do cp "$ROOT/$f" "$ROOTFS$GUEST/tests/"; done
@@ -186,7 +186,7 @@ t=$(date +%s)
 WORK="$ROOT/build/arm64-check"
 mkdir -p "$WORK"
 log "x86_64: $COUNT test-split commands through Commander"
-python3 "$ROOT/scripts/arm64_runtime_check.py" run "$MODEL_DIR" --commands "$ROOT/calibration/data/test.jsonl" \
+python3 "$ROOT/scripts/arm64_runtime_check.py" run "$MODEL_DIR" --commands "$ROOT/tasks/robot_dog/data/test.jsonl" \
   --count "$COUNT" --out "$WORK/x86_64.json" || die "the x86 run failed"
 phase_done commands_x86 "$t"
 t=$(date +%s)

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import torch
-from shadow_edge.calibration.robot_dog_commands import load_split
 from shadow_edge.export.base_model import load_base
 from shadow_edge.export.pipeline import strided
-from shadow_edge.export.recipes import count_trainable
-from shadow_edge.export.robot_dog_task import generate_programs
 from shadow_edge.runtime.scoring import format_confusion, score_programs
+from shadow_edge.tasks.robot_dog.generator import load_split
+from shadow_edge.tasks.robot_dog.recipes import count_trainable
+from shadow_edge.tasks.robot_dog.task import generate_programs
 
 logger = logging.getLogger("eval_commands")
 ALL_SYSTEMS = ("base", "lora", "dora", "shadow-attached", "shadow-detached")

@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def speech_rows(args) -> list[dict[str, Any]]:
     """The test commands: English ones also spoken (rendered once, cached) and recognised once -- ASR is the same for
     every system. pocketsphinx ships an English acoustic model only, so Chinese commands are typed text only."""
-    from shadow_edge.calibration.robot_dog_commands import load_split
+    from shadow_edge.tasks.robot_dog.generator import load_split
 
     manifest = args.speech_dir / "manifest.jsonl"
     rows = _read_manifest(manifest) if manifest.is_file() else []

@@ -31,7 +31,7 @@ import sys
 import wave
 from pathlib import Path
 
-from shadow_edge.calibration.robot_dog_commands import load_split
+from shadow_edge.tasks.robot_dog.generator import load_split
 
 log = logging.getLogger("make_speech_set")
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from shadow_dog.sim_go2 import SimGo2, SimUnavailable, execute_plan
 from shadow_dog.sim_task import check_locomotion, check_requests, is_locomotion, locomotion_target
-from shadow_edge.calibration.robot_dog_commands import load_split
 from shadow_edge.runtime.safety import plan_program
+from shadow_edge.tasks.robot_dog.generator import load_split
 
 
 def split_programs(split: str) -> list[str]:

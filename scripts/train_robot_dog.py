@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import torch
-from shadow_edge.calibration.robot_dog_commands import load_split
 from shadow_edge.export.base_model import load_base
-from shadow_edge.export.recipes import build_adapter, count_trainable, recipe_dict, shadow_seed_state
-from shadow_edge.export.robot_dog_task import collate, encode_example, tail_loss
+from shadow_edge.tasks.robot_dog.generator import load_split
+from shadow_edge.tasks.robot_dog.recipes import build_adapter, count_trainable, recipe_dict, shadow_seed_state
+from shadow_edge.tasks.robot_dog.task import collate, encode_example, tail_loss
 from tqdm.auto import tqdm
 
 logger = logging.getLogger("train_robot_dog")

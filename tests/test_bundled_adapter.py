@@ -68,7 +68,7 @@ def test_bundled_model_accuracy_on_test_split(system):
     spec = importlib.util.spec_from_file_location("eval_commands", ROOT / "scripts" / "eval_commands.py")
     eval_commands = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eval_commands)
-    from shadow_edge.calibration.robot_dog_commands import load_split
+    from shadow_edge.tasks.robot_dog.generator import load_split
 
     args = eval_commands.parse_args([])
     examples = eval_commands.strided(load_split("test"), 320)

@@ -34,10 +34,10 @@ def test_wheel_contains_packages_spec_and_data(tmp_path):
         "shadow_edge/runtime/actions.py",
         "shadow_edge/runtime/actions.json",
         "shadow_edge/export/base_model.py",
-        "shadow_edge/calibration/robot_dog_commands.py",
-        "shadow_edge/calibration/data/train.jsonl",
-        "shadow_edge/calibration/data/validation.jsonl",
-        "shadow_edge/calibration/data/test.jsonl",
+        "shadow_edge/tasks/robot_dog/generator.py",
+        "shadow_edge/tasks/robot_dog/data/train.jsonl",
+        "shadow_edge/tasks/robot_dog/data/validation.jsonl",
+        "shadow_edge/tasks/robot_dog/data/test.jsonl",
     ):
         assert required in names, f"{required} missing from the wheel"
     assert not any(n.startswith(("tests/", "scripts/", "adapters/")) for n in names)

@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from shadow_edge.calibration.robot_dog_commands import load_split  # noqa: E402
-from shadow_edge.export.recipes import (  # noqa: E402
+from shadow_edge.tasks.robot_dog.generator import load_split  # noqa: E402
+from shadow_edge.tasks.robot_dog.recipes import (  # noqa: E402
     SHADOW_ADAPTER,
     base_layers_for_shadow,
     build_adapter,
@@ -26,7 +26,7 @@ from shadow_edge.export.recipes import (  # noqa: E402
     recipe_dict,
     shadow_seed_state,
 )
-from shadow_edge.export.robot_dog_task import (  # noqa: E402
+from shadow_edge.tasks.robot_dog.task import (  # noqa: E402
     IGNORE_INDEX,
     collate,
     encode_example,

@@ -6,8 +6,8 @@ import re
 from collections import Counter
 
 import pytest
-from shadow_edge.calibration import robot_dog_commands as rdc
 from shadow_edge.runtime.actions import canonicalize, load_spec, parse_program, range_violations
+from shadow_edge.tasks.robot_dog import generator as rdc
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

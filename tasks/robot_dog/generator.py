@@ -17,7 +17,7 @@ Texts are deduplicated across all splits on a normalised key (case, spaces and p
 would map to two different programs raises an error.  Same seed -> byte-identical files (only `random.Random`
 instances are used, never the global generator).
 
-CLI: ``python -m shadow_edge.calibration.robot_dog_commands --seed 0 --out calibration/data``.
+CLI: ``python -m shadow_edge.tasks.robot_dog.generator --seed 0 --out tasks/robot_dog/data``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import copy
 from dataclasses import asdict, dataclass
 
 import torch
+from shadow_edge.export.base_model import decoder_of
 from torch import nn
 
 SHADOW_ADAPTER = "default"
@@ -39,16 +40,6 @@ class LoraRecipe:
     alpha: int = 104
     dropout: float = 0.05
     use_dora: bool = False
-
-
-def decoder_of(model: nn.Module) -> nn.Module:
-    """The decoder stack (`model.model` for Llama / Qwen2 / Qwen3 causal LMs) holding `.layers` and `.norm`."""
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "model", None)
-    if decoder is None or not isinstance(getattr(decoder, "layers", None), nn.ModuleList):
-        raise ValueError(
-            f"{type(model).__name__}: cannot find the decoder layers (expected model.model.layers)"
-        )
-    return decoder
 
 
 def base_layers_for_shadow(num_base_layers: int, num_shadow_layers: int) -> list[int]:

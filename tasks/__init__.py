@@ -1,0 +1,1 @@
+"""Tasks: a dataset generator, training recipes and evaluation for each thing a shadow is trained to do."""
