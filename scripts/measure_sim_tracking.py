@@ -3,7 +3,7 @@
 
 Every program (by default: each distinct locomotion program of the robot-dog test split, i.e. the reference
 answers) is planned by the safety layer, executed by the node's `PlanExecutor` in lockstep with `SimGo2` from a
-fresh, settled dog, and scored by `shadow_dog.sim_task.check_locomotion` (0.25 m, 10 deg). This is the ceiling for
+fresh, settled dog, and scored by `shadow_edge.sim.sim_task.check_locomotion` (0.25 m, 10 deg). This is the ceiling for
 any model's simulation success: the program is right by construction, so every miss is the walking policy's (or
 the open-loop timed execution's). Prints a table; `--json OUT` writes every run and the summary.
 
@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from shadow_dog.sim_go2 import SimGo2, SimUnavailable, execute_plan
-from shadow_dog.sim_task import check_locomotion, check_requests, is_locomotion, locomotion_target
 from shadow_edge.runtime.safety import plan_program
+from shadow_edge.sim.sim_go2 import SimGo2, SimUnavailable, execute_plan
+from shadow_edge.sim.sim_task import check_locomotion, check_requests, is_locomotion, locomotion_target
 from shadow_edge.tasks.robot_dog.generator import load_split
 
 

@@ -26,7 +26,7 @@ from shadow_edge.runtime.manifest import CacheSpec, past_name, present_name, wri
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "calibration" / "data"
+DATA = REPO / "tasks" / "robot_dog" / "data"
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 EOS_ID = 2
 PREFIX = (

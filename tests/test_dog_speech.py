@@ -8,11 +8,11 @@ import subprocess
 import time
 
 import pytest
+from scripted_commander import make_commander
 from shadow_dog.config import NodeConfig
 from shadow_dog.logic import DogNodeLogic
 from shadow_dog.outputs import MemoryOutputs
 from shadow_dog.speech import SpeechFrontEnd
-from test_dog_node_logic import make_commander
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,

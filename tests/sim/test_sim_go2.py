@@ -17,9 +17,9 @@ pytest.importorskip("mujoco")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("pydantic")
 
-from shadow_dog.sim_go2 import SimGo2, SimOutputs, SimUnavailable, execute_plan  # noqa: E402
-from shadow_dog.sim_task import check_locomotion, check_requests, locomotion_target  # noqa: E402
 from shadow_edge.runtime.safety import plan_program  # noqa: E402
+from shadow_edge.sim.sim_go2 import SimGo2, SimOutputs, SimUnavailable, execute_plan  # noqa: E402
+from shadow_edge.sim.sim_task import check_locomotion, check_requests, locomotion_target  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_dds_bridge_takes_the_node_outputs(dog, loopback_domain):
     from shadow_dog.config import NodeConfig
     from shadow_dog.dds_transport import DdsTransport
     from shadow_dog.go2 import SportRequests
-    from shadow_dog.sim_go2_dds import SimGo2DdsBridge
+    from shadow_edge.sim.sim_go2_dds import SimGo2DdsBridge
 
     config = NodeConfig(go2_sport_output=True)
     node = DdsTransport(config, domain_id=loopback_domain)

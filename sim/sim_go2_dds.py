@@ -18,10 +18,10 @@ from cyclonedds.core import Listener
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
+from shadow_dog.config import NodeConfig
+from shadow_dog.dds_transport import domain_from_env, ros_default_qos
+from shadow_dog.dds_types import Request_, String_, Twist_, dds_topic
 
-from .config import NodeConfig
-from .dds_transport import domain_from_env, ros_default_qos
-from .dds_types import Request_, String_, Twist_, dds_topic
 from .sim_go2 import SimGo2
 
 log = logging.getLogger(__name__)

