@@ -43,11 +43,12 @@ Decoder graph I/O (every tensor batch-first; `S` new tokens, `P` past tokens; di
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .digest import file_sha256
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "shadow-edge-export"
@@ -66,14 +67,6 @@ def past_name(cache: str, layer: int, kind: str) -> str:
 
 def present_name(cache: str, layer: int, kind: str) -> str:
     return f"present.{cache}.{layer}.{kind}"
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
