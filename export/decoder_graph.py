@@ -22,7 +22,7 @@ What the attached graph computes (peft 0.21's ShadowModel, read off `peft/tuners
   logits = lm_head(norm(h)),  shadow_logits = lm_head(s0)  (the detached shadow's own prediction)
 Every step is per token and causal, so decoding with the two caches equals recomputing the whole sequence.
 
-Checkpoints of the official `shadow-peft` package (`export.official_checkpoint.OfficialShadowModel`) go through the
+Checkpoints of the official `shadow-peft` package (`export.official.OfficialShadowModel`) go through the
 same graphs: their wrapped blocks carry the same `shadow_inject` / `shadow_update` methods (with the package's math:
 blocks 1..L-1 only, a shared LayerNorm before bias-free Linear-SiLU-Linear update MLPs), the model describes itself
 with `shadow_parts()` as `_Parts` describes a peft model, and its shadow head is its own `shadow_lm_head` /
@@ -569,7 +569,7 @@ def graph_for(
     """The export graph for a ShadowPEFT model: `mode` "detached" or "attached", picked by the adapter's task.
 
     `model` is a peft `PeftModel` with a ShadowPEFT adapter or an official `shadow-peft` checkpoint loaded by
-    `export.official_checkpoint.load_official_model` (an `OfficialShadowModel`); both export the same way. The
+    `export.official.load_official_model` (an `OfficialShadowModel`); both export the same way. The
     detached graph runs the folded detached shadow (`detached_model` / `official_detached_model`).
     """
     parts = shadow_parts_of(model)
@@ -591,7 +591,7 @@ def graph_for(
 def _detached_hf_model(model: Any) -> nn.Module:
     """The detached shadow folded into a plain HF model, by dialect."""
     if callable(getattr(model, "shadow_parts", None)):
-        from shadow_edge.export.official_checkpoint import official_detached_model
+        from shadow_edge.export.official import official_detached_model
 
         return official_detached_model(model)
     from shadow_edge.export.detached import detached_model

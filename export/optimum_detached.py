@@ -28,7 +28,7 @@ SEARCH_MAX_LENGTH = 256  # prompt + program; the robot-dog prompts are ~30 token
 def detached_hf_model(model: Any):
     """The detached shadow as a plain HF model, for a peft or an official ShadowPEFT model."""
     if hasattr(model, "shadow_parts"):
-        from shadow_edge.export.official_checkpoint import official_detached_model
+        from shadow_edge.export.official import official_detached_model
 
         return official_detached_model(model)
     from shadow_edge.export.detached import detached_model

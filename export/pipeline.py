@@ -134,7 +134,7 @@ def check_inputs(options: ExportOptions) -> Inputs:
     if adapter.dialect == "peft":
         checkpoint.check_pair(base, adapter)
     else:
-        from shadow_edge.export.official_checkpoint import check_official_pair, read_official_checkpoint
+        from shadow_edge.export.official import check_official_pair, read_official_checkpoint
 
         check_official_pair(read_official_checkpoint(adapter.directory), base.config)
     if options.calibration:
@@ -151,7 +151,7 @@ def load_model(inputs: Inputs, shadow_model: str | None = None):
 
     tokenizer = AutoTokenizer.from_pretrained(inputs.base_dir)
     if inputs.adapter.dialect == "official":
-        from shadow_edge.export.official_checkpoint import load_official_model
+        from shadow_edge.export.official import load_official_model
 
         # a path, not a loaded model: the loader picks the causal-LM or classifier class from the saved heads
         model = load_official_model(inputs.base_dir, inputs.adapter.directory, shadow_model=shadow_model,

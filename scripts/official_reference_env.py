@@ -4,7 +4,7 @@
 Why a separate environment: `shadow-peft` 0.1.1 needs transformers > 5, while this project pins transformers 4.57
 (optimum-onnx needs it). So this script creates `build/official-ref-venv` (with `--system-site-packages`, so the
 installed torch is reused; transformers > 5 and shadow-peft are installed inside it), and runs the official package
-there. The project side (export/official_checkpoint.py) then loads the saved checkpoints without shadow-peft and must
+there. The project side (export/official/) then loads the saved checkpoints without shadow-peft and must
 reproduce the outputs written here.
 
 Commands (run with the project's python; `build` re-executes itself inside the venv):

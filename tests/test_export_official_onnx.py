@@ -31,7 +31,7 @@ from shadow_edge.export.decoder_graph import (  # noqa: E402
     DetachedDecoder,
     graph_for,
 )
-from shadow_edge.export.official_checkpoint import (  # noqa: E402
+from shadow_edge.export.official import (  # noqa: E402
     OfficialShadowConfig,
     build_official_model,
     load_official_model,

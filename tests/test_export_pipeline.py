@@ -217,7 +217,7 @@ def test_cli_exit_codes(tiny_pair, tmp_path, capsys):
 
 def test_official_shadow_peft_checkpoint(tiny_pair, tmp_path):
     """A checkpoint in the official shadow-peft layout exports through the same command, both modes."""
-    from shadow_edge.export.official_checkpoint import (
+    from shadow_edge.export.official import (
         OfficialShadowConfig,
         build_official_model,
         save_official_checkpoint,

@@ -1,4 +1,4 @@
-"""Checkpoints of the official `shadow-peft` package, loaded by `export.official_checkpoint` without the package.
+"""Checkpoints of the official `shadow-peft` package, loaded by `export.official` without the package.
 
 Slow table (marked `slow`): tiny random Llama / Qwen2 / Qwen3 bases x {implicit shadow, explicit narrow shadow with
 its own embeddings and a projection, sequence classification, ...}; the official package (0.1.1, transformers > 5,
@@ -25,7 +25,7 @@ pytest.importorskip("peft.tuners.shadow", reason="needs peft with ShadowPEFT")
 import numpy as np  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 from shadow_edge.export.checkpoint import CheckpointError  # noqa: E402
-from shadow_edge.export.official_checkpoint import (  # noqa: E402
+from shadow_edge.export.official import (  # noqa: E402
     OFFICIAL_MODULES,
     OfficialShadowConfig,
     build_official_model,
