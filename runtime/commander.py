@@ -240,8 +240,7 @@ class Commander:
         except InputRefused as refused:
             return self._result(start, shown, route=ROUTE_REJECT, reason=str(refused))
         try:
-            with self._lock:
-                generation = self.generator.generate(model_text)
+            generation = self._generate(model_text)
         except Exception as exc:  # GenerationError, or a bug: either way nothing may move
             log.error("decoding failed: %s", exc, exc_info=not isinstance(exc, GenerationError))
             return self._result(
@@ -278,6 +277,12 @@ class Commander:
             for (i, model_text, removed), generation in zip(todo, generations, strict=True):
                 results[i] = self._decide(start, _shown(texts[i]), model_text, removed, generation)
         return [r for r in results if r is not None]
+
+    def _generate(self, model_text: str) -> GenerationResult:
+        """One decode, serialised: the generator is not thread-safe (runtime/batched.py overrides this to share
+        decode steps between concurrent commands)."""
+        with self._lock:
+            return self.generator.generate(model_text)
 
     # -- decisions ---------------------------------------------------------------------------------------------------
 

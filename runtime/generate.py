@@ -273,6 +273,27 @@ class Generator:
         of tokenizing prefix + text + suffix at once, as in training."""
         return self._prefix_ids + self._encode(text, special=False) + self._suffix_ids
 
+    # -- pieces for decoders built on this one (runtime/batched.py) -------------------------------------------------
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """Token ids of the prompt prefix every command starts with."""
+        return list(self._prefix_ids)
+
+    @property
+    def prefix_past(self) -> list[Any] | None:
+        """The prefix's K/V for batch size 1 (None without the prefix cache); read-only by convention."""
+        return self._prefix_past
+
+    def empty_past(self, batch: int) -> list[Any]:
+        """Empty caches for `batch` rows, in the stepper's form (numpy arrays, or OrtValues with io_binding)."""
+        return self._step.empty_past(batch)
+
+    def decoder_step(self, ids: np.ndarray, mask: np.ndarray, pos: np.ndarray, past: list[Any], where: str):
+        """One decoder call: (logits [B, head_size], present caches); `GenerationError` if it fails or its logits
+        have the wrong shape."""
+        return self._run(ids, mask, pos, past, where)
+
     # -- decoding ------------------------------------------------------------------------------------------------
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, pos: np.ndarray, past: list[Any], where: str):
