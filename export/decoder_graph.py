@@ -25,7 +25,7 @@ Every step is per token and causal, so decoding with the two caches equals recom
 Checkpoints of the official `shadow-peft` package (`export.official.OfficialShadowModel`) go through the
 same graphs: their wrapped blocks carry the same `shadow_inject` / `shadow_update` methods (with the package's math:
 blocks 1..L-1 only, a shared LayerNorm before bias-free Linear-SiLU-Linear update MLPs), the model describes itself
-with `shadow_parts()` as `_Parts` describes a peft model, and its shadow head is its own `shadow_lm_head` /
+with `shadow_parts()` as `ShadowParts` describes a peft model, and its shadow head is its own `shadow_lm_head` /
 `shadow_classifier_head`. One difference stays visible here: the package's shadow *classifier* pools position
 sum(mask) - 1 of each row (the last real token only without left padding), which the classifier graphs reproduce
 (`shadow_pooling="mask_sum"`); the base classifier pools the last attended token in both dialects.
@@ -40,7 +40,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from shadow_edge.export.base_model import decoder_of
-from shadow_edge.export.detached import _active_module, _Parts
+from shadow_edge.export.detached import detached_hf_model
+from shadow_edge.export.parts import ShadowParts, active_module, classifier_head, shadow_parts_of
 from shadow_edge.runtime.manifest import CacheSpec
 from torch import nn
 
@@ -252,15 +253,6 @@ def _pooling(name: str):
     return POOLINGS[name]
 
 
-def shadow_parts_of(model: Any) -> _Parts:
-    """What the shadow network of `model` is made of: `model.shadow_parts()` where the model describes itself (an
-    official `shadow-peft` checkpoint, `OfficialShadowModel`), else read off a peft `PeftModel` (`_Parts`)."""
-    describe = getattr(model, "shadow_parts", None)
-    if callable(describe):
-        return describe()
-    return _Parts(model)
-
-
 def _is_shadow_layer(layer: nn.Module) -> bool:
     """A block wrapped with ShadowPEFT injection/update: peft's `ShadowLayer` or the official dialect's
     `OfficialShadowLayer` (duck-typed: both carry `base_layer`, `shadow_down`, `shadow_inject`, `shadow_update`)."""
@@ -406,7 +398,7 @@ class DetachedDecoder(_Graph):
 class _AttachedCore(nn.Module):
     """Shadow seed + base decoder with injection/update, shared by the attached LM and classifier graphs."""
 
-    def __init__(self, parts: _Parts) -> None:
+    def __init__(self, parts: ShadowParts) -> None:
         super().__init__()
         decoder = _check_supported_decoder(parts.base, "the ShadowPEFT base model")
         self.embed_tokens = parts.base_embeddings
@@ -454,7 +446,7 @@ class AttachedDecoder(_Graph):
                 f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use AttachedClassifier"
             )
         self.core = _AttachedCore(parts)
-        lm_head = _active_module(parts.base.get_output_embeddings(), parts.adapter)
+        lm_head = active_module(parts.base.get_output_embeddings(), parts.adapter)
         self.head = _Head(lm_head, head_token_ids, "base LM head")
         self.shadow_head = _Head(parts.head, head_token_ids, "shadow head") if shadow_logits else None
         self.norm = self.core.base.norm
@@ -527,7 +519,7 @@ class AttachedClassifier(_Graph):
                 f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use AttachedDecoder"
             )
         self.core = _AttachedCore(parts)
-        score = _active_module(_classifier_head(parts.base), parts.adapter)
+        score = active_module(classifier_head(parts.base), parts.adapter)
         self.score = _Head(score, None, "base classifier `score` head")
         self.shadow_head = _Head(parts.head, None, "shadow classifier head") if shadow_logits else None
         # the dialect's shadow pooling unless told otherwise (peft: last attended token; official: sum(mask) - 1)
@@ -547,15 +539,6 @@ class AttachedClassifier(_Graph):
         if self.shadow_head is None:
             return logits
         return logits, self.shadow_head(self._pool_shadow(seed, attention_mask))
-
-
-def _classifier_head(model: nn.Module) -> nn.Module | None:
-    """The classifier of an HF `*ForSequenceClassification` (`score` in Llama / Qwen, `classifier` elsewhere)."""
-    for attr in ("score", "classifier"):
-        head = getattr(model, attr, None)
-        if isinstance(head, nn.Module):
-            return head
-    return None
 
 
 def _positions_like(input_ids: torch.Tensor) -> torch.Tensor:
@@ -579,21 +562,10 @@ def graph_for(
     if task != "CAUSAL_LM" and head_token_ids is not None:
         raise ValueError("head_token_ids restricts an LM head; a SEQ_CLS adapter has a classifier head")
     if mode == "detached":
-        folded = _detached_hf_model(model)
+        folded = detached_hf_model(model)
         if task == "CAUSAL_LM":
             return DetachedDecoder(folded, head_token_ids)
         return DetachedClassifier(folded, pooling=getattr(parts, "shadow_pooling", "last_real"))
     if task == "CAUSAL_LM":
         return AttachedDecoder(model, head_token_ids, shadow_logits)
     return AttachedClassifier(model, shadow_logits)
-
-
-def _detached_hf_model(model: Any) -> nn.Module:
-    """The detached shadow folded into a plain HF model, by dialect."""
-    if callable(getattr(model, "shadow_parts", None)):
-        from shadow_edge.export.official import official_detached_model
-
-        return official_detached_model(model)
-    from shadow_edge.export.detached import detached_model
-
-    return detached_model(model)

@@ -18,22 +18,12 @@ from typing import Any
 
 import onnx
 import torch
+from shadow_edge.export.detached import detached_hf_model
 
 log = logging.getLogger(__name__)
 
 GENAI_CONFIG = "genai_config.json"
 SEARCH_MAX_LENGTH = 256  # prompt + program; the robot-dog prompts are ~30 tokens, programs <= 48
-
-
-def detached_hf_model(model: Any):
-    """The detached shadow as a plain HF model, for a peft or an official ShadowPEFT model."""
-    if hasattr(model, "shadow_parts"):
-        from shadow_edge.export.official import official_detached_model
-
-        return official_detached_model(model)
-    from shadow_edge.export.detached import detached_model
-
-    return detached_model(model)
 
 
 def genai_config(

@@ -28,7 +28,7 @@ torch with the package's math (read off shadow_peft 0.1.1: `modules.py`, `peft_m
 The loaded `OfficialShadowModel` keeps the base's own HF forward (masks, rotary embedding, KV cache) and wraps blocks
 1..L-1 in `OfficialShadowLayer`s whose attribute names and inference methods follow peft's `ShadowLayer`
 (`base_layer`, `shadow_down[adapter]`, `shadow_inject(h, s, adapter)`, `shadow_update(h, s, adapter)`);
-`OfficialShadowModel.shadow_parts()` describes it like `export.detached._Parts` describes a peft model, so the
+`OfficialShadowModel.shadow_parts()` describes it like `export.parts.ShadowParts` describes a peft model, so the
 tensor-only export graphs and the detached folding can treat both dialects alike.
 
 Split the way peft splits a method: `config` (the config file and the package's names), `io` (reading, checking,

@@ -17,27 +17,32 @@ def official_detached_model(model: OfficialShadowModel) -> PreTrainedModel:
     Causal LM: equals `detached_forward` everywhere. Sequence classification: HF pools the last non-pad token where
     the package pools position sum(mask) - 1; they agree on unpadded and right-padded inputs.
     """
-    from shadow_edge.export.detached import _finish, _instantiate, _load_decoder, _shadow_config
+    from shadow_edge.export.detached import (
+        copy_decoder,
+        finish_standalone,
+        instantiate_standalone,
+        standalone_config,
+    )
 
     parts = model.shadow_parts()
     if parts.head.bias is not None and model.task == "causal_lm":
         raise ValueError("the shadow LM head has a bias; HF causal-LM heads of this family have none")
     if model.task == "causal_lm":
-        hf = _instantiate(AutoModelForCausalLM, _shadow_config(parts, tie=False), parts)
+        hf = instantiate_standalone(AutoModelForCausalLM, standalone_config(parts, tie=False), parts)
         head = hf.get_output_embeddings()
     else:
-        cfg = _shadow_config(parts, tie=False)
+        cfg = standalone_config(parts, tie=False)
         cfg.num_labels = parts.head.out_features
         for attr in ("id2label", "label2id", "problem_type", "pad_token_id"):
             if hasattr(parts.base.config, attr):
                 setattr(cfg, attr, copy.deepcopy(getattr(parts.base.config, attr)))
-        hf = _instantiate(AutoModelForSequenceClassification, cfg, parts)
+        hf = instantiate_standalone(AutoModelForSequenceClassification, cfg, parts)
         head = hf.score
         if (head.bias is None) != (parts.head.bias is None):
             raise ValueError("the shadow classifier and the HF `score` head disagree on having a bias")
     with torch.no_grad():
-        _load_decoder(hf, parts)
+        copy_decoder(hf, parts)
         head.weight.copy_(parts.head_weight())
         if head.bias is not None:
             head.bias.copy_(parts.head.bias.detach())
-    return _finish(hf, parts)
+    return finish_standalone(hf, parts)

@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from shadow_edge.export.base_model import decoder_of
 from shadow_edge.export.checkpoint import SUPPORTED_MODEL_TYPES, CheckpointError, read_json
-from shadow_edge.export.detached import _Parts
 from shadow_edge.export.official.config import (
     ADAPTER_NAME,
     HEAD_MODULES,
@@ -20,6 +19,7 @@ from shadow_edge.export.official.config import (
     OfficialShadowConfig,
     Task,
 )
+from shadow_edge.export.parts import ShadowParts, classifier_head
 from torch import nn
 from transformers import AutoConfig, AutoModel, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
@@ -290,15 +290,15 @@ def pool_like_package(hidden: torch.Tensor, attention_mask: torch.Tensor | None)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 
 
-class OfficialParts(_Parts):
-    """`export.detached._Parts` for an `OfficialShadowModel`: the same fields, read off the official model, so the
+class OfficialParts(ShadowParts):
+    """`export.parts.ShadowParts` for an `OfficialShadowModel`: the same fields, read off the official model, so the
     detached folding and the export graphs need no dialect switch."""
 
     # The package's shadow classifier pools position sum(mask) - 1 (`pool_like_package`); the export graphs read this
-    # (peft's `_Parts` has no such attribute: its pooling is the last attended token, "last_real").
+    # (peft's `ShadowParts` has no such attribute: its pooling is the last attended token, "last_real").
     shadow_pooling = "mask_sum"
 
-    def __init__(self, model: OfficialShadowModel) -> None:  # noqa: D107 -- deliberately not calling _Parts.__init__
+    def __init__(self, model: OfficialShadowModel) -> None:  # noqa: D107 -- deliberately not calling ShadowParts.__init__
         from peft.utils import TaskType
 
         self.adapter = ADAPTER_NAME
@@ -317,10 +317,10 @@ class OfficialParts(_Parts):
 
 
 def classifier_of(base: nn.Module) -> nn.Module:
-    for attr in ("score", "classifier"):
-        head = getattr(base, attr, None)
-        if isinstance(head, nn.Module):
-            return head
+    """The base's classifier head; a CheckpointError when it has none."""
+    head = classifier_head(base)
+    if head is not None:
+        return head
     raise CheckpointError(f"{type(base).__name__} has no classifier head (`score` or `classifier`)")
 
 
