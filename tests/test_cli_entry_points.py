@@ -15,7 +15,7 @@ COMMANDS = {
     # script name: (module, arguments a real run would take, issue that tracks the implementation)
     "shadow-export": ("shadow_edge.export.cli", ["--int8", "-o", "OUT"], 3),
     "shadow-run": ("shadow_edge.runtime.cli", ["MODEL_DIR", "--text", "sit down", "--json"], 4),
-    "shadow-bench": ("shadow_edge.runtime.bench_cli", ["MODEL_DIR", "--against", "torch", "--json"], 4),
+    "shadow-bench": ("shadow_edge.bench.cli", ["MODEL_DIR", "--against", "torch", "--json"], 4),
     "shadow-dog": ("shadow_dog.main", ["--transport", "dds"], 5),
 }
 
@@ -95,9 +95,9 @@ def test_export_without_arguments_parses():
         ("shadow_edge.export.cli", ["--mode", "sideways"]),
         ("shadow_edge.runtime.cli", []),
         ("shadow_edge.runtime.cli", ["M", "--text", "sit", "--wav", "a.wav"]),
-        ("shadow_edge.runtime.bench_cli", []),
-        ("shadow_edge.runtime.bench_cli", ["M", "--against", "sideways"]),
-        ("shadow_edge.runtime.bench_cli", ["M", "--commands", "-1"]),
+        ("shadow_edge.bench.cli", []),
+        ("shadow_edge.bench.cli", ["M", "--against", "sideways"]),
+        ("shadow_edge.bench.cli", ["M", "--commands", "-1"]),
     ],
 )
 def test_bad_arguments_are_usage_errors(module, args):

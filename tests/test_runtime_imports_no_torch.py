@@ -12,23 +12,37 @@ import pytest
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
 FORBIDDEN_MODULES = ("torch", "transformers", "peft", "optimum", "shadow_edge.export")
-ALLOWED_THIRD_PARTY = {"numpy", "onnxruntime", "tokenizers"}
+# The runtime never imports the bench, which sits on top of it; shadow-bench itself still imports no torch.
+RUNTIME_FORBIDDEN = (*FORBIDDEN_MODULES, "shadow_edge.bench")
+# text_to_num and cn2an: spoken numbers to digits (runtime/normalize.py), both light and torch-free.
+ALLOWED_THIRD_PARTY = {"numpy", "onnxruntime", "tokenizers", "text_to_num", "cn2an"}
 
 _PROBE = """
 import json, sys
 import shadow_edge.runtime
-import shadow_edge.runtime.cli, shadow_edge.runtime.bench_cli
+import shadow_edge.runtime.cli
+{more}
 forbidden = {forbidden!r}
 print(json.dumps(sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in forbidden))))
 """
 
 
 def test_import_does_not_load_torch():
-    code = _PROBE.format(forbidden=FORBIDDEN_MODULES)
+    code = _PROBE.format(forbidden=RUNTIME_FORBIDDEN, more="")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == [], f"importing shadow_edge.runtime loaded {loaded}"
+
+
+def test_bench_cli_does_not_load_torch():
+    code = _PROBE.format(
+        forbidden=FORBIDDEN_MODULES, more="import shadow_edge.bench.cli, shadow_edge.bench.measure"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"importing shadow-bench loaded {loaded}"
 
 
 def _runtime_sources() -> list[Path]:
@@ -48,7 +62,7 @@ def _absolute_imports(path: Path) -> list[tuple[int, str]]:
 
 def test_runtime_has_sources():
     names = {p.name for p in _runtime_sources()}
-    assert {"__init__.py", "actions.py", "scoring.py", "cli.py", "bench_cli.py"} <= names
+    assert {"__init__.py", "actions.py", "scoring.py", "cli.py", "stats.py"} <= names
 
 
 @pytest.mark.parametrize("path", _runtime_sources(), ids=lambda p: str(p.relative_to(RUNTIME_DIR)))

@@ -12,10 +12,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, split_rows, tiny_tokenizer, write_export_dir
-from shadow_edge.runtime import bench, bench_cli
+from shadow_edge.bench import cli as bench_cli
+from shadow_edge.bench import measure as bench
+from shadow_edge.bench.weight_traffic import WeightReadError, read_graph, weight_traffic
 from shadow_edge.runtime.commander import Commander
 from shadow_edge.runtime.grammar import action_vocabulary
-from shadow_edge.runtime.weight_traffic import WeightReadError, read_graph, weight_traffic
+from shadow_edge.runtime.stats import strided, summary
 
 PROGRAM = "sit; move x=1.5"
 SPEC_KEYS = {
@@ -61,10 +63,10 @@ def texts():
 
 
 def test_summarize():
-    s = bench.summarize([5.0, 1.0, 3.0, 2.0, 4.0, None])
+    s = summary([5.0, 1.0, 3.0, 2.0, 4.0, None])
     assert (s["median"], s["min"], s["max"], s["n"]) == (3.0, 1.0, 5.0, 5)
     assert s["median"] <= s["p90"] <= s["p99"] <= s["max"]
-    assert bench.summarize([])["median"] is None and bench.summarize([])["n"] == 0
+    assert summary([])["median"] is None and summary([])["n"] == 0
 
 
 def test_speedup_is_reference_over_ours():
@@ -439,7 +441,7 @@ def test_cli_errors_are_clear(model_dir, tmp_path, capsys, args, message):
     attached = _export_dir(tmp_path / "attached", mode="attached")
     paths = {"missing": tmp_path / "nope", "model": model_dir, "notjson": notjson, "attached": attached}
     code, stdout, err = run_cli(capsys, *[a.format(**paths) for a in args], "--out", tmp_path / "r.json")
-    assert code == 1
+    assert code == 2  # bad input: nothing was measured
     assert message in err and "Traceback" not in err and stdout == ""
     assert not (tmp_path / "r.json").exists()
 
@@ -457,5 +459,5 @@ def test_cli_usage_errors(model_dir, capsys, args):
 
 def test_spread_covers_the_split():
     texts = [str(i) for i in range(100)]
-    assert bench_cli.spread(texts, 10) == [str(i) for i in range(0, 100, 10)]
-    assert bench_cli.spread(texts, 0) == texts and bench_cli.spread(texts, 500) == texts
+    assert strided(texts, 10) == [str(i) for i in range(0, 100, 10)]
+    assert strided(texts, 0) == texts and strided(texts, 500) == texts

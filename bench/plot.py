@@ -3,7 +3,7 @@
 Three panels: median command latency per implementation with p90 whiskers and our speed-up over each; per-token
 decode time per implementation against the memory-bandwidth bound; the distribution of our per-command latency.
 
-    python -m shadow_edge.export.bench_plot REPORT.json OUT.png
+    python -m shadow_edge.bench.plot REPORT.json OUT.png
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def plot_report(report: dict[str, Any], out: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        print("usage: python -m shadow_edge.export.bench_plot REPORT.json OUT.png", file=sys.stderr)
+        print("usage: python -m shadow_edge.bench.plot REPORT.json OUT.png", file=sys.stderr)
         return 2
     try:
         report = json.loads(Path(args[0]).read_text(encoding="utf-8"))

@@ -7,10 +7,14 @@ blob half a byte. Counting the stored bytes of every initializer a node consumes
 exception: a table only ever *looked up* (`Gather` data: token embeddings, their per-row INT8 scales, rotary
 cos/sin tables) costs one row per token, not the table.
 
-The robot has no `onnx` package (the runtime depends on numpy, onnxruntime and tokenizers only) and onnxruntime does
-not expose initializers, so this module reads the few protobuf fields it needs (graph nodes and initializer
-shapes/types) straight from the file's wire format, through `mmap`: raw tensor bytes are skipped, never loaded, and
-weights in external data files are sized from their shapes.
+Why a hand-written reader and not the `onnx` package: `onnx.load(path, load_external_data=False)` would give the
+same nodes and initializer shapes, but `shadow-bench` runs on the robot, whose install is the runtime's (numpy,
+onnxruntime, tokenizers: no `onnx`), and onnxruntime does not expose initializers. `onnx.load` would also parse
+every embedded raw tensor into this process's memory (the whole FP32 decoder, ~160 MB) while the bench is measuring
+memory. So this module reads the few protobuf fields it needs (graph nodes and initializer shapes/types) straight
+from the file's wire format, through `mmap`: raw tensor bytes are skipped, never loaded, and weights in external
+data files are sized from their shapes. The tests build their models with `onnx` and check this reader against
+them.
 """
 
 from __future__ import annotations

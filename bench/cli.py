@@ -1,9 +1,9 @@
 """`shadow-bench`: measure an exported model on this machine, optionally against reference implementations.
 
-The command-line contract is `shared/spec/cli.md`; what is measured and how is `runtime.bench`. One run:
+The command-line contract is `docs/spec/cli.md`; what is measured and how is `bench.measure`. One run:
 
 1. load the export directory with `Commander` (the robot's code path); start each `--against` reference in its own
-   process (`python -m shadow_edge.export.bench_references NAME`: torch is never imported here) and let them load;
+   process (`python -m shadow_edge.bench.references NAME`: torch is never imported here) and let them load;
 2. measure `--commands` commands of the robot-dog test split (spread evenly over it; or `--commands-file`), each
    implementation after `--warmup` unmeasured commands, in rounds of `--round-size` commands where the
    implementations take turns (rotating order), so that the machine's changing load hits them alike;
@@ -11,11 +11,13 @@ The command-line contract is `shared/spec/cli.md`; what is measured and how is `
 4. measure the memory copy bandwidth and count the weight bytes a decode step reads (bandwidth-bound ratio);
 5. write the JSON report (`--out`, default `bench-<model dir name>.json` next to MODEL_DIR), with each reference's
    numbers, our speed-up over it (its median / ours) and how often it wrote the same program, and a PNG plot
-   beside it (made by `shadow_edge.export.bench_plot` in its own process, when matplotlib is installed).
+   beside it (made by `shadow_edge.bench.plot` in its own process, when matplotlib is installed).
 
 `--json` prints the report on stdout (without the per-command samples the file keeps); progress goes to stderr.
-Exit status: 0 when everything asked for was measured; 1 when the model cannot run, a reference failed (the report
-is still written, the reference's entry says why) or nothing could be measured; 2 for usage errors.
+Exit status: 0 when everything asked for was measured; 1 when it ran but failed: a reference failed (the report is
+still written, the reference's entry says why), nothing could be measured, the report cannot be written; 2 for bad
+arguments or inputs: usage errors, a MODEL_DIR that is not a runnable export, an unreadable commands file, a
+reference adapter that is not there.
 """
 
 from __future__ import annotations
@@ -29,19 +31,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 PROG = "shadow-bench"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-REFERENCES = ("torch", "optimum", "optimum-int8")  # what --against knows (export/bench_references.py)
+REFERENCES = ("torch", "optimum", "optimum-int8")  # what --against knows (bench/references.py)
 _OPTIMUM_PACKAGES = ("torch", "transformers", "peft", "optimum")
 REFERENCE_PACKAGES = {"torch": ("torch", "transformers", "peft"), "optimum": _OPTIMUM_PACKAGES}
 REFERENCE_PACKAGES["optimum-int8"] = _OPTIMUM_PACKAGES
-REFERENCE_MODULE = "shadow_edge.export.bench_references"
-PLOT_MODULE = "shadow_edge.export.bench_plot"
+REFERENCE_MODULE = "shadow_edge.bench.references"
+PLOT_MODULE = "shadow_edge.bench.plot"
 DEFAULT_COMMANDS = 200
 DEFAULT_WARMUP = 10
 DEFAULT_ROUND_SIZE = 20
@@ -174,7 +175,11 @@ class BenchUsageError(ValueError):
 
 
 class BenchRunError(RuntimeError):
-    """Something the run needs is missing or failed (exit status 1)."""
+    """The run failed: a reference, a measurement, writing the report (exit status 1)."""
+
+
+class BenchInputError(ValueError):
+    """An input cannot be used: the model directory, the commands file, a reference's adapter (exit status 2)."""
 
 
 def _error(message: str) -> None:
@@ -199,10 +204,11 @@ def _references(values: Sequence[str] | None) -> list[str]:
 def read_commands(path: str | None, split: str = DEFAULT_SPLIT) -> list[str]:
     """Command texts: from a JSONL file (`{"text": ...}` per line), or the packaged robot-dog split."""
     if path is None:
-        data = resources.files("shadow_edge.calibration").joinpath("data", f"{split}.jsonl")
+        from shadow_edge.tasks.robot_dog.generator import DATA_DIR
+
         try:
-            lines = data.read_text(encoding="utf-8").splitlines()
-        except (OSError, ModuleNotFoundError) as exc:
+            lines = (DATA_DIR / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
             raise BenchRunError(
                 f"the robot-dog {split} split is not installed ({exc}); pass --commands-file"
             ) from None
@@ -211,7 +217,9 @@ def read_commands(path: str | None, split: str = DEFAULT_SPLIT) -> list[str]:
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise BenchRunError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+            raise BenchInputError(
+                f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+            ) from None
         where = path
     texts = []
     for number, line in enumerate(lines, start=1):
@@ -220,21 +228,13 @@ def read_commands(path: str | None, split: str = DEFAULT_SPLIT) -> list[str]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError:
-            raise BenchRunError(f"{where}: line {number} is not JSON") from None
+            raise BenchInputError(f"{where}: line {number} is not JSON") from None
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            raise BenchRunError(f'{where}: line {number} has no "text" string')
+            raise BenchInputError(f'{where}: line {number} has no "text" string')
         texts.append(item["text"])
     if not texts:
-        raise BenchRunError(f"{where}: no commands in it")
+        raise BenchInputError(f"{where}: no commands in it")
     return texts
-
-
-def spread(texts: Sequence[str], n: int) -> list[str]:
-    """`n` texts spread evenly over `texts` (every k-th), so every command kind and language is covered."""
-    if n <= 0 or n >= len(texts):
-        return list(texts)
-    step = len(texts) / n
-    return [texts[int(i * step)] for i in range(n)]
 
 
 def reference_source(
@@ -245,7 +245,7 @@ def reference_source(
     base = base if base is not None else source.get("base")
     adapter = adapter if adapter is not None else source.get("adapter")
     if not adapter:
-        raise BenchRunError(
+        raise BenchInputError(
             f"{model_dir / 'manifest.json'} does not say which adapter the model was exported from "
             "(source.adapter); pass --adapter PATH for the references"
         )
@@ -258,11 +258,13 @@ def reference_source(
 
     adapter = located(adapter)
     if not (Path(adapter) / "adapter_config.json").is_file():
-        raise BenchRunError(f"adapter {adapter}: no adapter_config.json there (not a peft adapter directory)")
+        raise BenchInputError(
+            f"adapter {adapter}: no adapter_config.json there (not a peft adapter directory)"
+        )
     if base is not None:
         base = located(base)
         if not Path(base).is_dir():
-            raise BenchRunError(f"base {base}: not a directory")
+            raise BenchInputError(f"base {base}: not a directory")
     return {"base": base, "adapter": adapter}
 
 
@@ -402,32 +404,34 @@ def _validate(args: argparse.Namespace) -> None:
 
 def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     """Measure as the options say; returns the report (with per-command samples) and the references that failed."""
-    from . import bench as core
-    from .commander import Commander, ModelLoadError
-    from .generate import DEFAULT_MAX_NEW_TOKENS
-    from .manifest import ManifestError, load_manifest
-    from .session import physical_cores
+    from shadow_edge.runtime.commander import Commander, ModelLoadError
+    from shadow_edge.runtime.generate import DEFAULT_MAX_NEW_TOKENS
+    from shadow_edge.runtime.manifest import ManifestError, load_manifest
+    from shadow_edge.runtime.session import physical_cores
+    from shadow_edge.runtime.stats import strided
+
+    from . import measure as core
 
     model_dir = Path(args.model_dir)
     references = _references(args.against)
     if not model_dir.is_dir():
-        raise BenchRunError(
+        raise BenchInputError(
             f"MODEL_DIR {model_dir}: not a directory (expected a shadow-export output directory)"
         )
     try:
         manifest = load_manifest(model_dir, verify_files=False)  # Commander verifies every file below
     except ManifestError as exc:
-        raise BenchRunError(f"cannot run the model in MODEL_DIR: {exc}") from None
+        raise BenchInputError(f"cannot run the model in MODEL_DIR: {exc}") from None
     source = None
     if references and manifest.mode != "detached":
-        raise BenchRunError(
+        raise BenchInputError(
             f"MODEL_DIR {model_dir} was exported with mode={manifest.mode}, but the references ({', '.join(references)}) run the "
             "detached shadow: compare a detached export, or measure this one without --against"
         )
     if references:
         source = reference_source(manifest.raw, args.base, args.adapter, model_dir)
         _check_reference_packages(references)
-    texts = spread(read_commands(args.commands_file), args.commands)
+    texts = strided(read_commands(args.commands_file), args.commands)
     max_new_tokens = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
     threads = args.threads or physical_cores()
 
@@ -437,7 +441,7 @@ def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             model_dir, providers=args.provider, threads=threads, max_new_tokens=max_new_tokens, warmup=True
         )
     except ModelLoadError as exc:
-        raise BenchRunError(f"cannot run the model in MODEL_DIR: {exc}") from None
+        raise BenchInputError(f"cannot run the model in MODEL_DIR: {exc}") from None
 
     errors: dict[str, str] = {}
     processes: dict[str, ReferenceProcess] = {}
@@ -520,7 +524,7 @@ def _measure_rounds(
     """Measure every implementation on the same commands, `--round-size` commands at a time, taking turns (the
     order rotates every round), so that a change in the machine's load affects every implementation alike. The
     first round of each starts with its `--warmup` unmeasured commands. Failed references drop out (`errors`)."""
-    from . import bench as core
+    from . import measure as core
 
     rounds = [texts[i : i + args.round_size] for i in range(0, len(texts), args.round_size)]
     names = ["ours", *processes]
@@ -573,6 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report, failed = bench(args)
     except BenchUsageError as exc:
         parser.error(str(exc))  # usage on stderr, exit status 2, like argparse's own checks
+    except BenchInputError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
     except BenchRunError as exc:
         _error(str(exc))
         return EXIT_ERROR

@@ -13,7 +13,7 @@ number of threads as the runtime, and are timed the same way: text in -> program
 same safety layer (`runtime.safety.plan_program`). Time to first token and the per-token decode steps are stamped
 inside the same `generate` call by a logits processor (see `command_runner`).
 
-`shadow-bench` runs each reference in its own process (`python -m shadow_edge.export.bench_references NAME ...`), so
+`shadow-bench` runs each reference in its own process (`python -m shadow_edge.bench.references NAME ...`), so
 the runtime's process never imports torch and each implementation's peak memory is its own. It sends rounds of
 commands over stdin and reads the measurements back from stdout (`serve`); logs go to stderr.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from shadow_edge.runtime.digest import files_sha256
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,7 @@ def missing_packages(name: str) -> list[str]:
 def _load_peft(base: str | None, adapter: str) -> tuple[Any, Any]:
     """`(peft_model, tokenizer)`: the base (bundled SmolLM2 when `base` is None) with the ShadowPEFT adapter."""
     from peft import PeftModel
-
-    from .base_model import load_base
+    from shadow_edge.export.base_model import load_base
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise ReferenceError(f"{adapter}: no adapter_config.json (not a peft adapter directory)")
@@ -116,24 +116,14 @@ def build_torch(base: str | None, adapter: str, threads: int) -> tuple[Any, Any,
     return detached, tokenizer, details
 
 
-def _files_digest(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path.name).encode())
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def optimum_export(peft_model: Any, tokenizer: Any, base_dir: Path, adapter: str, cache_dir: Path) -> Path:
     """The detached shadow exported by optimum-onnx (FP32, with past), cached by the adapter's and base's files."""
-    from .detached import save_detached
-    from .optimum_detached import optimum_export_checkpoint
+    from shadow_edge.export.detached import save_detached
+    from shadow_edge.export.optimum_detached import optimum_export_checkpoint
 
     weights = sorted(Path(adapter).glob("*.safetensors")) + [Path(adapter) / "adapter_config.json"]
     weights += sorted(base_dir.glob("*.safetensors")) + [base_dir / "config.json"]
-    key = _files_digest([p for p in weights if p.is_file()])
+    key = files_sha256([p for p in weights if p.is_file()])[:16]
     target = cache_dir / f"optimum-detached-{key}"
     if (target / "config.json").is_file() and any(target.glob("*.onnx")):
         log.info("optimum export: using the cached %s", target)
@@ -190,8 +180,7 @@ def build_optimum(
     import optimum.onnxruntime as optimum_ort
     import torch
     import transformers
-
-    from .base_model import resolve_base
+    from shadow_edge.export.base_model import resolve_base
 
     torch.set_num_threads(threads)
     base_dir = resolve_base(base)
@@ -341,7 +330,7 @@ def build_reference(
             f"--against {name} needs {', '.join(missing)}, not installed here ({INSTALL_HINT})"
         )
     import transformers
-    from shadow_edge.runtime.bench import rss_mb
+    from shadow_edge.bench.measure import rss_mb
 
     transformers.logging.set_verbosity_error()
     start = time.perf_counter()
@@ -363,10 +352,10 @@ def build_reference(
 
 def run_reference(name: str, texts: Sequence[str], *, warmup: int = 10, **kwargs: Any) -> dict[str, Any]:
     """Build reference `name` and measure it on `texts` in this process; the result is what
-    `runtime.bench.add_reference` takes. `kwargs`: those of `build_reference`."""
+    `bench.measure.add_reference` takes. `kwargs`: those of `build_reference`."""
     if not texts:
         raise ReferenceError("no commands to measure")
-    from shadow_edge.runtime.bench import peak_rss_mb
+    from shadow_edge.bench.measure import peak_rss_mb
 
     run, details = build_reference(name, **kwargs)
     result: dict[str, Any] = measure(run, texts, warmup, max(1, len(texts) // 10))
@@ -383,7 +372,7 @@ def serve(name: str, requests: TextIO, replies: TextIO, **kwargs: Any) -> int:
 
     So shadow-bench can interleave rounds of commands between the implementations: a machine whose load changes
     during the run then slows every implementation alike, not whichever happened to run at the busy moment."""
-    from shadow_edge.runtime.bench import peak_rss_mb
+    from shadow_edge.bench.measure import peak_rss_mb
 
     def reply(obj: dict[str, Any]) -> None:
         replies.write(json.dumps(obj) + "\n")
@@ -414,7 +403,7 @@ def serve(name: str, requests: TextIO, replies: TextIO, **kwargs: Any) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m shadow_edge.export.bench_references",
+        prog="python -m shadow_edge.bench.references",
         description="Serve one reference implementation to shadow-bench over stdin/stdout (see `serve`).",
     )
     parser.add_argument("name", choices=REFERENCES)

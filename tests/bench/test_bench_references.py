@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "adapters" / "robot-dog-shadow"
 TEXTS = ["sit down", "walk forward two meters then turn left", "往前走一米"]
 
@@ -19,8 +19,8 @@ def references(tmp_path_factory):
     pytest.importorskip("optimum.onnxruntime")
     if not (ADAPTER / "adapter_config.json").is_file():
         pytest.skip("the bundled adapter is not there")
+    from shadow_edge.bench.references import run_reference
     from shadow_edge.export.base_model import BaseModelError, default_base_gguf
-    from shadow_edge.export.bench_references import run_reference
 
     try:
         default_base_gguf()

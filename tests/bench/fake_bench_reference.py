@@ -1,4 +1,4 @@
-"""A stand-in for `shadow_edge.export.bench_references` in shadow-bench's CLI tests: same arguments and stdin/stdout
+"""A stand-in for `shadow_edge.bench.references` in shadow-bench's CLI tests: same arguments and stdin/stdout
 protocol (`serve`), canned measurements (500 ms per command, the scripted program). FAKE_REFERENCE_FAIL=load fails
 while building, =measure fails on the second round, =crash exits without a word on stdout."""
 

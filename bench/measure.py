@@ -14,7 +14,8 @@ What is measured, on one `Commander` (the robot's code path: sanitation, constra
   the measured median step time over that bound (1.0 = as fast as memory allows);
 - optionally a steady stream of commands with resident memory sampled along it, to show it does not grow.
 
-References (PyTorch, optimum) live outside the runtime; `summarize` and `speedup` here are shared with them.
+References (PyTorch, optimum, `references.py`) run in their own processes; `speedup` here and
+`shadow_edge.runtime.stats.summary` summarise both sides alike.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from shadow_edge.runtime.commander import Commander, sanitize
+from shadow_edge.runtime.session import physical_cores
+from shadow_edge.runtime.stats import summary
 
-from .commander import Commander, sanitize
 from .weight_traffic import WeightReadError, weight_traffic
 
 log = logging.getLogger(__name__)
@@ -61,24 +64,7 @@ class BenchError(RuntimeError):
     """A measurement cannot be made as asked (no commands, every command failed, ...)."""
 
 
-# -- statistics ----------------------------------------------------------------------------------------------------
-
-
-def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
-    """median, p90, p99, mean, min, max and n of `values` (milliseconds usually); None entries when empty."""
-    data = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if data.size == 0:
-        return {"median": None, "p90": None, "p99": None, "mean": None, "min": None, "max": None, "n": 0}
-    median, p90, p99 = np.percentile(data, [50, 90, 99])
-    return {
-        "median": round(float(median), 4),
-        "p90": round(float(p90), 4),
-        "p99": round(float(p99), 4),
-        "mean": round(float(data.mean()), 4),
-        "min": round(float(data.min()), 4),
-        "max": round(float(data.max()), 4),
-        "n": int(data.size),
-    }
+# -- ratios --------------------------------------------------------------------------------------------------------
 
 
 def speedup(reference_ms: float | None, ours_ms: float | None) -> float | None:
@@ -259,7 +245,7 @@ def stream_check(
         "growth_mb": growth,
         "tolerance_mb": tolerance_mb,
         "grows": growth > tolerance_mb,
-        "command_latency_ms": summarize(latencies),
+        "command_latency_ms": summary(latencies),
         "seconds": round(seconds, 2),
     }
 
@@ -268,8 +254,6 @@ def stream_check(
 
 
 def machine_info() -> dict[str, Any]:
-    from .session import physical_cores
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
@@ -308,20 +292,20 @@ def runtime_report(
     info = commander.info()
     ok = [s for s in samples if s.error is None]
     steps = [ms for s in ok for ms in s.step_ms]
-    decode = summarize(steps)
+    decode = summary(steps)
     report: dict[str, Any] = {
         "model_dir": None if manifest is None else str(manifest.directory),
         "precision": None if manifest is None else manifest.precision,
         "mode": None if manifest is None else manifest.mode,
-        "command_latency_ms": summarize([s.latency_ms for s in ok]),
+        "command_latency_ms": summary([s.latency_ms for s in ok]),
         "decode_ms_per_token": decode,
-        "ttft_ms": summarize([s.ttft_ms for s in ok if s.ttft_ms is not None]),
+        "ttft_ms": summary([s.ttft_ms for s in ok if s.ttft_ms is not None]),
         "peak_rss_mb": peak_rss,
         "bandwidth_bound_ratio": None,
         "against": {},
-        "prefill_ms": summarize([s.prefill_ms for s in ok if s.prefill_ms is not None]),
-        "new_tokens": summarize([s.new_tokens for s in ok]),
-        "prompt_tokens": summarize([s.prompt_tokens for s in ok]),
+        "prefill_ms": summary([s.prefill_ms for s in ok if s.prefill_ms is not None]),
+        "new_tokens": summary([s.new_tokens for s in ok]),
+        "prompt_tokens": summary([s.prompt_tokens for s in ok]),
         "commands": len(samples),
         "failed_commands": len(samples) - len(ok),
         "warmup": warmup,
@@ -382,11 +366,11 @@ def add_reference(
     steps = reference.get("decode_step_ms")
     lists = ("latencies_ms", "ttft_ms", "new_tokens", "programs", "decode_step_ms")
     entry = {k: v for k, v in reference.items() if k not in lists}
-    entry["command_latency_ms"] = summarize(latencies)
+    entry["command_latency_ms"] = summary(latencies)
     entry["speedup"] = speedup(entry["command_latency_ms"]["median"], report["command_latency_ms"]["median"])
-    entry["ttft_ms"] = summarize([t for t in ttft if t is not None])
-    entry["decode_ms_per_token"] = summarize(steps or [])
-    entry["new_tokens"] = summarize(new)
+    entry["ttft_ms"] = summary([t for t in ttft if t is not None])
+    entry["decode_ms_per_token"] = summary(steps or [])
+    entry["new_tokens"] = summary(new)
     programs = reference.get("programs")
     if our_programs is not None and programs and len(our_programs) == len(programs):
         same = sum(a == b for a, b in zip(our_programs, programs, strict=True))
