@@ -1,0 +1,347 @@
+"""Spoken numbers to digits, before the model sees a command: "walk forward two metres" -> "walk forward 2 metres".
+
+The small model copies digits well but converts number words badly (3 -> 0.3, 450 -> 45, 半米 -> 1.5), so training
+and the runtime both call `normalize_numbers` on the command text; it is deterministic and fast (tens of microseconds).
+
+Libraries and the thin layer over them:
+
+- English: `text2num` (`alpha2digit`) does the number grammar ("a hundred and eighty" -> 180, "forty-five" -> 45,
+  "two point five" -> 2.5). Called on the whole sentence it leaves one and two alone (its default threshold), turns
+  "a hundred" into "a 100", ordinals into "1st", and knows no halves, "twice" or "once": it gets 30 of the 51
+  English cases of this module's test table right (31 with threshold 0). So this module finds the number spans
+  itself and hands only those to it (threshold 0). The layer adds: halves ("half a metre",
+  "one and a half", "a metre and a half"), twice/once/thrice, "a hundred", a leading "point five", and keeps as
+  words what is not a number the user said: ordinals ("first", "second" is also a unit of time), "one" as a pronoun
+  ("the one", "one of", "no one"), idioms of repetition ("one more time", "once more", "at once"), fractions of a
+  turn ("a quarter turn", "half a turn", "three quarters").
+- Chinese: `cn2an` (`cn2an.cn2an`, "normal" mode, so 两 counts) converts a numeral span to its value. Its sentence
+  mode (`cn2an.transform`) is unusable for commands: it turns 一下/一点/一些/一起/一圈 into 1下/1点/1些/1起/1圈,
+  leaves 三米半 as 3米半 and 一米二 as 1米2, and skips 两 before 声: it gets 32 of the 55 Chinese cases of the test
+  table right. So the spans are found here: a numeral run, with 米半 (3.5米), 米 plus one digit (1.2米) and 半米
+  (0.5米); runs of bare digits (三四米 "three or four metres", 一二三) are ambiguous and kept; 一 in words
+  (一下, 一点 without a digit after it, 一些, 一段, 一起, 一会儿, 一整圈, 统一, 跳一跳 ...) and 一圈/半圈 are kept for the
+  model to map. 第 + numeral is converted like any numeral (第二支舞 -> 第2支舞, 第一步 -> 第1步).
+- Both are light: text2num 3.x is one compiled extension without dependencies (wheels for x86_64 and aarch64 Linux),
+  cn2an is pure Python and needs only `proces` (pure Python). Their versions are pinned in the `runtime` extra
+  because training data is encoded with this function. Packaging wart: the cn2an 0.5.24 and proces 0.1.7 wheels
+  also install stray top-level `build/`, `example/` and `src/` folders into site-packages (harmless here).
+
+Numbers are copied exactly, never rounded or clipped ("bark eight times" -> "bark 8 times", 转七百二十度 -> 转720度): range
+checks belong to the safety layer. Digits already in the text stay as they are. Units are not converted (50
+centimetres stays 50 centimetres). Normalising twice gives the same text as normalising once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+import cn2an
+from text_to_num import alpha2digit
+
+__all__ = ["Normalized", "normalize_numbers"]
+
+LANGUAGES = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """The text with spoken numbers as digits, and what was replaced (original span, replacement), in order."""
+
+    text: str
+    changes: tuple[tuple[str, str], ...]
+
+
+def normalize_numbers(text: str, lang: str | None = None) -> Normalized:
+    """Spoken numbers in `text` as digits; `lang` is "en", "zh" or None (CJK characters -> "zh", else "en")."""
+    if not isinstance(text, str):
+        raise TypeError(f"normalize_numbers expects text as str, got {type(text).__name__}")
+    if lang is None:
+        lang = "zh" if _CJK.search(text) else "en"
+    if lang not in LANGUAGES:
+        raise ValueError(f"normalize_numbers: lang must be one of {LANGUAGES} or None, got {lang!r}")
+    edits = _english_edits(text) if lang == "en" else _chinese_edits(text)
+    return _apply(text, edits)
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _apply(text: str, edits: list[tuple[int, int, str]]) -> Normalized:
+    """Apply non-overlapping (start, end, replacement) edits given in text order."""
+    if not edits:
+        return Normalized(text, ())
+    parts, changes, pos = [], [], 0
+    for start, end, replacement in edits:
+        parts += [text[pos:start], replacement]
+        changes.append((text[start:end], replacement))
+        pos = end
+    parts.append(text[pos:])
+    return Normalized("".join(parts), tuple(changes))
+
+
+def _decimal_text(value: Decimal) -> str:
+    return format(value.normalize() if value == value.to_integral_value() else value, "f")
+
+
+# ---------------------------------------------------------------------------------------------------------- English
+
+_EN_TOKEN = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*|\d+(?:\.\d+)?")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
+_TEENS += ("nineteen",)
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_SCALES = ("hundred", "thousand", "million")
+_CARDINALS = frozenset(_DIGIT_WORDS + _TEENS + _TENS + _SCALES)
+# Units whose halves are numbers ("half a metre" = 0.5 metres); a turn's or circle's fractions stay words.
+_HALVABLE_UNITS = frozenset(
+    {"metre", "meter", "metres", "meters", "centimetre", "centimeter", "centimetres", "centimeters"}
+    | {"degree", "degrees"}
+)
+_FRACTION_WORDS = frozenset({"half", "halves", "quarter", "quarters", "third", "thirds"})
+# "one" as a pronoun, and repetition idioms: not a number the user gave.
+_ONE_PRONOUN_BEFORE = frozenset(
+    {"the", "this", "that", "which", "no", "any", "every", "each", "another", "by"}
+)
+_ONE_PRONOUN_AFTER = frozenset({"of", "another", "more", "by"})
+_ONCE_IDIOM_AFTER = frozenset({"more", "again", "upon"})
+_ADVERB_COUNTS = {"once": "1 time", "twice": "2 times", "thrice": "3 times"}
+_ADDED_FRACTIONS = {"half": Decimal("0.5"), "quarter": Decimal("0.25")}
+
+
+@dataclass(frozen=True)
+class _Token:
+    start: int
+    end: int
+    word: str  # lower case
+
+
+def _english_edits(text: str) -> list[tuple[int, int, str]]:
+    tokens = [_Token(m.start(), m.end(), m.group().lower()) for m in _EN_TOKEN.finditer(text)]
+    words = [t.word for t in tokens]
+    edits: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(tokens):
+        step, new_edits = _english_rule_at(text, tokens, words, i)
+        edits += new_edits
+        i += step
+    return edits
+
+
+def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int):
+    """(tokens consumed, edits) for the rule that applies at token i (first match wins)."""
+    word = words[i]
+    prev_word = words[i - 1] if i > 0 else ""
+    next_word = words[i + 1] if i + 1 < len(words) else ""
+    if word == "one" and (prev_word in _ONE_PRONOUN_BEFORE or next_word in _ONE_PRONOUN_AFTER):
+        return 1, []
+    if word == "once" and (prev_word == "at" or next_word in _ONCE_IDIOM_AFTER):
+        return 1, []
+    if word in _ADVERB_COUNTS:
+        return 1, [(tokens[i].start, tokens[i].end, _ADVERB_COUNTS[word])]
+    # "half a metre", "a half metre" -> "0.5 metres"
+    for pattern in (("half", "a"), ("a", "half")):
+        if tuple(words[i : i + 2]) == pattern and _adjacent(text, tokens, i, i + 3):
+            unit = words[i + 2] if i + 2 < len(words) else ""
+            if unit in _HALVABLE_UNITS:
+                return 3, [(tokens[i].start, tokens[i + 2].end, "0.5 " + _plural(text, tokens[i + 2]))]
+    # "a metre and a half" -> "1.5 metres"
+    if word in ("a", "an") and _adjacent(text, tokens, i, i + 5) and next_word in _HALVABLE_UNITS:
+        added = _added_fraction(words, i + 2)
+        if added is not None:
+            replacement = f"{_decimal_text(1 + added)} {_plural(text, tokens[i + 1])}"
+            return 5, [(tokens[i].start, tokens[i + 4].end, replacement)]
+    end = _number_end(text, tokens, words, i)
+    if end == i:
+        return 1, []
+    consumed, edits = _number_edits(text, tokens, words, i, end)
+    return consumed - i, edits
+
+
+def _number_edits(text: str, tokens: list[_Token], words: list[str], i: int, end: int):
+    """(end of what was consumed, edits) for the number tokens[i:end] and "and a half"/"metres and a half" after it."""
+    value = _single_value(words[i:end])
+    if value is not None:
+        added = _added_fraction(words, end) if _adjacent(text, tokens, end - 1, end + 3) else None
+        if added is not None:  # "two and a half" -> "2.5"
+            return end + 3, [(tokens[i].start, tokens[end + 2].end, _decimal_text(value + added))]
+        unit = words[end] if end < len(words) else ""
+        if unit in _HALVABLE_UNITS and _adjacent(text, tokens, end - 1, end + 4):
+            added = _added_fraction(words, end + 1)
+            if added is not None:  # "two metres and a half" -> "2.5 metres"
+                replacement = f"{_decimal_text(value + added)} {_plural(text, tokens[end])}"
+                return end + 4, [(tokens[i].start, tokens[end + 3].end, replacement)]
+    if _DIGITS.fullmatch(words[i]):
+        return end, []  # digits stay as they are
+    if end < len(words) and words[end] in _FRACTION_WORDS:
+        return end, []  # "three quarters of a turn": a fraction of a turn stays words
+    return end, _cardinal_edits(tokens[i:end])
+
+
+def _number_end(text: str, tokens: list[_Token], words: list[str], i: int) -> int:
+    """End (exclusive) of the number starting at token i: one digit token or a run of number words; i if none."""
+    if _DIGITS.fullmatch(words[i]):
+        return i + 1
+    n = len(words)
+
+    def joined(j: int) -> bool:  # token j follows token j-1 with only spaces between
+        return j < n and not text[tokens[j - 1].end : tokens[j].start].strip()
+
+    if words[i] in ("a", "an") and joined(i + 1) and words[i + 1] in ("hundred", "thousand"):
+        j = i + 1
+    elif (words[i] == "point" and joined(i + 1) and words[i + 1] in _DIGIT_WORDS) or _is_cardinal(words[i]):
+        j = i
+    else:
+        return i
+    j += 1
+    while joined(j):
+        if _is_cardinal(words[j]):
+            j += 1
+        elif words[j] == "and" and words[j - 1] in _SCALES and joined(j + 1) and _is_cardinal(words[j + 1]):
+            j += 2
+        elif words[j] == "point" and joined(j + 1) and words[j + 1] in _DIGIT_WORDS:
+            j += 2
+            while joined(j) and words[j] in _DIGIT_WORDS:
+                j += 1
+            break
+        else:
+            break
+    return j
+
+
+def _is_cardinal(word: str) -> bool:
+    return word in _CARDINALS or ("-" in word and all(part in _CARDINALS for part in word.split("-")))
+
+
+def _library_words(words: list[str]) -> list[str]:
+    """The words as text2num understands them: "a hundred" -> "one hundred", "point five" -> "zero point five"."""
+    if words[0] in ("a", "an"):
+        return ["one"] + words[1:]
+    if words[0] == "point":
+        return ["zero"] + words
+    return words
+
+
+@lru_cache(maxsize=4096)
+def _alpha2digit(phrase: str) -> str:
+    try:
+        return alpha2digit(phrase, "en", threshold=0)
+    except Exception:  # the library's failure on odd input must not reach the robot: leave the words
+        return phrase
+
+
+def _single_value(words: list[str]) -> Decimal | None:
+    """The value of a number that is one number (digits or words), else None ("one two" is two numbers)."""
+    if _DIGITS.fullmatch(words[0]):
+        return Decimal(words[0])
+    converted = _alpha2digit(" ".join(_library_words(words)))
+    return Decimal(converted) if _DIGITS.fullmatch(converted) else None
+
+
+def _cardinal_edits(run: list[_Token]) -> list[tuple[int, int, str]]:
+    """text2num's digits for a run of number words, one edit per number it found ("one and two" -> 1, 2)."""
+    source = _library_words([t.word for t in run])
+    target = _alpha2digit(" ".join(source)).split()
+    opcodes = difflib.SequenceMatcher(a=source, b=target, autojunk=False).get_opcodes()
+    if len(source) != len(run) or any(op in ("insert", "delete") for op, *_ in opcodes):
+        return [(run[0].start, run[-1].end, " ".join(target))]
+    return [
+        (run[a0].start, run[a1 - 1].end, " ".join(target[b0:b1]))
+        for op, a0, a1, b0, b1 in opcodes
+        if op != "equal"
+    ]
+
+
+def _added_fraction(words: list[str], j: int) -> Decimal | None:
+    """0.5 for "and a half" at words[j:j+3], 0.25 for "and a quarter", else None."""
+    if j + 3 <= len(words) and words[j] == "and" and words[j + 1] == "a":
+        return _ADDED_FRACTIONS.get(words[j + 2])
+    return None
+
+
+def _adjacent(text: str, tokens: list[_Token], first: int, end: int) -> bool:
+    """Tokens first..end-1 exist and only spaces separate them (no punctuation between "half" and "a metre")."""
+    if end > len(tokens):
+        return False
+    return all(not text[tokens[j - 1].end : tokens[j].start].strip() for j in range(first + 1, end))
+
+
+def _plural(text: str, token: _Token) -> str:
+    unit = text[token.start : token.end]
+    return unit if unit.lower().endswith("s") else unit + "s"
+
+
+# ---------------------------------------------------------------------------------------------------------- Chinese
+
+_ZH_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
+_ZH_DIGIT_VALUES = {c: str(v) for v, c in enumerate("零一二三四五六七八九")} | {"〇": "0"}
+_ZH_NONZERO_DIGITS = "一二两三四五六七八九"
+# A numeral run (with a decimal part), or digits, then 米半 (3.5米) or 米 plus one digit that starts nothing else
+# (一米二 = 1.2米, but not 三米三次 or 一米五十厘米); or 半 before 米.
+_ZH_NUMBER = re.compile(
+    rf"(?P<num>[{_ZH_NUMERAL}]+(?:点[零〇一二三四五六七八九]+)?|\d+(?:\.\d+)?)"
+    rf"(?P<tail>米半|米[一二三四五六七八九](?![{_ZH_NUMERAL}点厘度声次步圈个米下]))?"
+    r"|(?P<half>半)(?=米)"
+)
+# 一 in words, not a count: 一下 一些 一段 一起 一会儿 一整圈 一直 一样 一点(儿/点) ...; 一圈/一周 stay for the model.
+_YI_WORD_NEXT = frozenset("下些段起会整直样边切共旦定般口圈周同齐律概向点路阵番")
+_YI_WORD_PREV = frozenset("统唯同单之专逐划")
+# Other numerals in words: 十分 (very, but 十分钟 is ten minutes), 十足, 四周/四处 (all around), 两边 (both sides).
+_WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "两": frozenset("边")}
+
+
+def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
+    edits = []
+    for match in _ZH_NUMBER.finditer(text):
+        if match.group("half"):
+            edits.append((match.start(), match.end(), "0.5"))
+            continue
+        number, tail = match.group("num"), match.group("tail")
+        value = _chinese_value(text, match.start("num"), match.end("num"))
+        if value is None:
+            continue
+        if tail == "米半":
+            edits.append((match.start(), match.end(), _decimal_text(Decimal(value) + Decimal("0.5")) + "米"))
+        elif tail and "." not in value:
+            edits.append((match.start(), match.end(), f"{value}.{_ZH_DIGIT_VALUES[tail[1]]}米"))
+        elif value != number:
+            edits.append((match.start("num"), match.end("num"), value))
+    return edits
+
+
+def _chinese_value(text: str, start: int, end: int) -> str | None:
+    """The digits of the numeral text[start:end] (digits stay digits), or None where it is not a number."""
+    numeral = text[start:end]
+    if _DIGITS.fullmatch(numeral):
+        return numeral
+    prev_char = text[start - 1] if start > 0 else ""
+    next_char = text[end] if end < len(text) else ""
+    integer, _, fraction = numeral.partition("点")
+    if integer[0] in "百千万亿":
+        return None  # not a number on its own (万一 = "in case")
+    if any(
+        a in _ZH_NONZERO_DIGITS and b in _ZH_NONZERO_DIGITS + "零〇"
+        for a, b in zip(integer, integer[1:], strict=False)
+    ):
+        return None  # 三四米 (three or four metres), 一二三: ambiguous, left for the model
+    if (
+        integer == "一"
+        and not fraction
+        and (
+            next_char in _YI_WORD_NEXT or prev_char in _YI_WORD_PREV or (prev_char and prev_char == next_char)
+        )
+    ):
+        return None  # 一下, 一点, 统一, 跳一跳 ...
+    if not fraction and next_char in _WORD_AFTER_NUMERAL.get(integer, ()) and text[end : end + 2] != "分钟":
+        return None
+    try:
+        whole = int(cn2an.cn2an(integer, "normal"))
+    except (ValueError, KeyError, IndexError, TypeError):  # cn2an refuses malformed numerals: leave the text
+        return None
+    if not fraction:
+        return str(whole)
+    return f"{whole}." + "".join(_ZH_DIGIT_VALUES[c] for c in fraction)
