@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 from shadow_edge.export.base_model import load_base
-from shadow_edge.export.pipeline import strided
 from shadow_edge.runtime.scoring import format_confusion, score_programs
+from shadow_edge.runtime.stats import strided
 from shadow_edge.tasks.robot_dog.generator import load_split
 from shadow_edge.tasks.robot_dog.recipes import count_trainable
 from shadow_edge.tasks.robot_dog.task import generate_programs

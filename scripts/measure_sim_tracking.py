@@ -66,11 +66,8 @@ def measure(programs: list[str]) -> dict:
     yaw = np.array([r["yaw_error_deg"] for r in scored])
 
     def stats(values: np.ndarray) -> dict:
-        return {
-            "median": round(float(np.median(values)), 4),
-            "p90": round(float(np.percentile(values, 90)), 4),
-            "max": round(float(values.max()), 4),
-        }
+        figures = summary(values.tolist())
+        return {key: figures[key] for key in ("median", "p90", "max")}
 
     summary = {
         "programs": len(scored),

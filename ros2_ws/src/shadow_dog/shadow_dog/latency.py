@@ -6,15 +6,9 @@ import math
 import threading
 from collections import deque
 
+from shadow_edge.runtime.stats import percentile  # numpy's, shared with the bench and the scripts
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); `values` must not be empty."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+__all__ = ["LatencyWindow", "percentile"]
 
 
 class LatencyWindow:
