@@ -13,7 +13,6 @@ small) together with `training_record.json`: the exact recipe, data hashes, loss
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 from shadow_edge.export.base_model import load_base
+from shadow_edge.runtime.digest import file_sha256
 from shadow_edge.tasks.robot_dog.generator import load_split
 from shadow_edge.tasks.robot_dog.recipes import build_adapter, count_trainable, recipe_dict, shadow_seed_state
 from shadow_edge.tasks.robot_dog.task import collate, encode_example, tail_loss
@@ -76,10 +76,6 @@ def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv=None) -> int:
