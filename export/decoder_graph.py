@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from shadow_edge.export.base_model import decoder_of
+from shadow_edge.export.architectures import architecture_of, check_attention, decoder_of
 from shadow_edge.export.detached import detached_hf_model
 from shadow_edge.export.parts import ShadowParts, active_module, classifier_head, shadow_parts_of
 from shadow_edge.runtime.manifest import CacheSpec
@@ -47,7 +47,6 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
 BASE_CACHE = "base"
 SHADOW_CACHE = "shadow"
 
@@ -81,13 +80,15 @@ def _block_forward(
     past_key: torch.Tensor | None,
     past_value: torch.Tensor | None,
     kv_heads: int,
+    qk_norm: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One Llama / Qwen2 / Qwen3 decoder layer (pre-norm attention + pre-norm MLP); returns (hidden, key, value),
     key/value being the whole cache after this step. Same math as HF's eager attention.
 
     Grouped-query attention without HF's `repeat_kv` copy: queries are laid out [B, kv_heads, groups, S, d] (query
     head h = kv * groups + g, HF's order) and multiply the [B, kv_heads, 1, T, d] keys by broadcasting. `rope` is
-    (cos, sin) as [B, 1, S, d]; `mask` is [B, 1, 1, S, T].
+    (cos, sin) as [B, 1, S, d]; `mask` is [B, 1, 1, S, T]. `qk_norm`: the family normalises queries and keys per
+    head (`architectures`); q/k/v biases need no flag, the projections carry them.
     """
     attn = block.self_attn
     dim = int(attn.head_dim)
@@ -98,7 +99,7 @@ def _block_forward(
     query = attn.q_proj(x).view(batch, length, kv_heads, groups, dim)
     key = attn.k_proj(x).view(batch, length, kv_heads, dim)
     value = attn.v_proj(x).view(batch, length, kv_heads, dim).transpose(1, 2)
-    if getattr(attn, "q_norm", None) is not None:  # Qwen3: RMSNorm over head_dim before RoPE
+    if qk_norm:  # Qwen3: RMSNorm over head_dim before RoPE
         query, key = attn.q_norm(query), attn.k_norm(key)
     query, key = query.permute(0, 2, 3, 1, 4), key.transpose(1, 2)
     cos, sin = rope
@@ -129,11 +130,7 @@ class _Stack(nn.Module):
     def __init__(self, decoder: nn.Module, name: str, adapter: str | None = None) -> None:
         super().__init__()
         config = decoder.config
-        if config.model_type not in SUPPORTED_MODEL_TYPES:
-            raise NotImplementedError(
-                f"{name} decoder: model_type {config.model_type!r} is not supported (supported: "
-                f"{', '.join(SUPPORTED_MODEL_TYPES)})"
-            )
+        self.architecture = architecture_of(config.model_type, f"{name} decoder")
         self.name = name
         self.adapter = adapter
         self.layers = decoder.layers[: config.num_hidden_layers]
@@ -149,6 +146,7 @@ class _Stack(nn.Module):
             self.adapted.append(wrapped and adapter is not None and adapter in layer.shadow_down)
             block = layer.base_layer if wrapped else layer
             self._blocks.append(block)
+            check_attention(block.self_attn, config, self.architecture, f"{name} decoder layer {index}")
             if getattr(block.self_attn, "sliding_window", None) is not None:
                 raise NotImplementedError(
                     f"{name} decoder layer {index}: sliding-window attention is not supported"
@@ -190,7 +188,14 @@ class _Stack(nn.Module):
             if self.adapted[index]:
                 hidden = layer.shadow_inject(hidden, shadow, self.adapter)
             hidden, key, value = _block_forward(
-                self._blocks[index], hidden, rope, mask, past_key, past_value, self.kv_heads
+                self._blocks[index],
+                hidden,
+                rope,
+                mask,
+                past_key,
+                past_value,
+                self.kv_heads,
+                self.architecture.qk_norm,
             )
             if self.adapted[index]:
                 shadow = layer.shadow_update(hidden, shadow, self.adapter)
@@ -263,11 +268,7 @@ def _is_shadow_layer(layer: nn.Module) -> bool:
 
 def _check_supported_decoder(model: nn.Module, what: str) -> nn.Module:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise NotImplementedError(
-            f"{what} is a {type(model).__name__} (model_type {model_type!r}); supported: "
-            f"{', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
+    architecture_of(model_type, f"{what} ({type(model).__name__})")
     return decoder_of(model)
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from shadow_edge.export.architectures import SUPPORTED_MODEL_TYPES
 from shadow_edge.export.checkpoint import (
     PEFT_CONFIG,
-    SUPPORTED_MODEL_TYPES,
     CheckpointError,
     read_json,
     safetensors_shapes,

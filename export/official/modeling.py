@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from shadow_edge.export.base_model import decoder_of
-from shadow_edge.export.checkpoint import SUPPORTED_MODEL_TYPES, CheckpointError, read_json
+from shadow_edge.export.architectures import SUPPORTED_MODEL_TYPES, decoder_of, supported
+from shadow_edge.export.checkpoint import CheckpointError, read_json
 from shadow_edge.export.official.config import (
     ADAPTER_NAME,
     HEAD_MODULES,
@@ -377,7 +377,7 @@ def _backbone_config(shadow_cfg: PretrainedConfig) -> PretrainedConfig:
     if cfg.model_type not in SUPPORTED_MODEL_TYPES:
         raise CheckpointError(
             f"the explicit shadow model's model_type {cfg.model_type!r} is not supported "
-            f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+            f"(supported: {supported()})"
         )
     cfg.architectures = None
     return _normalize_layer_types(cfg)

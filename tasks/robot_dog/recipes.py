@@ -17,7 +17,7 @@ import copy
 from dataclasses import asdict, dataclass
 
 import torch
-from shadow_edge.export.base_model import decoder_of
+from shadow_edge.export.architectures import decoder_of
 from torch import nn
 
 SHADOW_ADAPTER = "default"
