@@ -60,6 +60,7 @@ class NodeConfig:
     min_confidence: float = 0.5
     cloud_url: str = ""
     cloud_timeout_s: float = 2.0
+    cloud_token_file: str = ""
     # -- execution and safety ---------------------------------------------------------------------------------------
     control_period_s: float = 0.05
     max_pending_commands: int = 2
@@ -137,6 +138,7 @@ PARAMETER_DOCS: dict[str, str] = {
     "min_confidence": "programs whose weakest token probability is below this go to the remote route",
     "cloud_url": "HTTP endpoint of a remote model for remote-routed commands (POST {'text'}); empty: none",
     "cloud_timeout_s": "longest wait for the remote model's answer, in seconds",
+    "cloud_token_file": "file holding the bearer token for cloud_url (shadow-serve --token-file); empty: none",
     "control_period_s": "control loop period in seconds: velocity messages, stop latency, watchdog checks",
     "max_pending_commands": "commands waiting for the model; when full the oldest is dropped (latest wins)",
     "heartbeat_timeout_s": "> 0: motion only while a heartbeat arrived within this many seconds; 0: not required",

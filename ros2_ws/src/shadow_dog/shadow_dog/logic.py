@@ -498,9 +498,13 @@ def load_commander(config: NodeConfig) -> tuple[Any | None, str | None]:
 
     cloud = None
     if config.cloud_url:
-        from .cloud import http_cloud_hook
+        from .cloud import CloudError, http_cloud_hook, read_token
 
-        cloud = http_cloud_hook(config.cloud_url, config.cloud_timeout_s)
+        try:
+            token = read_token(config.cloud_token_file) if config.cloud_token_file else None
+            cloud = http_cloud_hook(config.cloud_url, config.cloud_timeout_s, token)
+        except CloudError as exc:  # the edge model still runs; remote-routed commands are refused
+            log.error("running without the cloud: %s", exc)
     try:
         from shadow_edge.runtime.safety import SafetyConfig
 
