@@ -1,34 +1,39 @@
-"""Spoken numbers to digits, before the model sees a command: "walk forward two metres" -> "walk forward 2 metres".
+"""Spoken numbers to digits before the model sees a command: "walk two metres" -> "walk 2 metres".
 
-The small model copies digits well but converts number words badly (3 -> 0.3, 450 -> 45, 半米 -> 1.5), so training
-and the runtime both call `normalize_numbers` on the command text; it is deterministic and fast (tens of microseconds).
+The small model copies digits well but converts number words badly (3 -> 0.3, 450 -> 45, 半米 -> 1.5), so
+training and the runtime both call `normalize_numbers` on the command text; it is deterministic and fast (tens
+of microseconds).
 
 Libraries and the thin layer over them:
 
-- English: `text2num` (`alpha2digit`) does the number grammar ("a hundred and eighty" -> 180, "forty-five" -> 45,
-  "two point five" -> 2.5). Called on the whole sentence it leaves one and two alone (its default threshold), turns
-  "a hundred" into "a 100", ordinals into "1st", and knows no halves, "twice" or "once": it gets 30 of the 51
-  English cases of this module's test table right (31 with threshold 0). So this module finds the number spans
-  itself and hands only those to it (threshold 0). The layer adds: halves ("half a metre",
-  "one and a half", "a metre and a half"), twice/once/thrice, "a hundred", a leading "point five", and keeps as
-  words what is not a number the user said: ordinals ("first", "second" is also a unit of time), "one" as a pronoun
-  ("the one", "one of", "no one"), idioms of repetition ("one more time", "once more", "at once"), fractions of a
-  turn ("a quarter turn", "half a turn", "three quarters").
-- Chinese: `cn2an` (`cn2an.cn2an`, "normal" mode, so 两 counts) converts a numeral span to its value. Its sentence
-  mode (`cn2an.transform`) is unusable for commands: it turns 一下/一点/一些/一起/一圈 into 1下/1点/1些/1起/1圈,
-  leaves 三米半 as 3米半 and 一米二 as 1米2, and skips 两 before 声: it gets 32 of the 55 Chinese cases of the test
-  table right. So the spans are found here: a numeral run, with 米半 (3.5米), 米 plus one digit (1.2米) and 半米
-  (0.5米); runs of bare digits (三四米 "three or four metres", 一二三) are ambiguous and kept; 一 in words
-  (一下, 一点 without a digit after it, 一些, 一段, 一起, 一会儿, 一整圈, 统一, 跳一跳 ...) and 一圈/半圈 are kept for the
-  model to map. 第 + numeral is converted like any numeral (第二支舞 -> 第2支舞, 第一步 -> 第1步).
-- Both are light: text2num 3.x is one compiled extension without dependencies (wheels for x86_64 and aarch64 Linux),
-  cn2an is pure Python and needs only `proces` (pure Python). Their versions are pinned in the `runtime` extra
-  because training data is encoded with this function. Packaging wart: the cn2an 0.5.24 and proces 0.1.7 wheels
-  also install stray top-level `build/`, `example/` and `src/` folders into site-packages (harmless here).
+- English: `text2num` (`alpha2digit`) does the number grammar ("a hundred and eighty" -> 180, "forty-five" ->
+  45, "two point five" -> 2.5). Called on the whole sentence it leaves one and two alone (its default
+  threshold), turns "a hundred" into "a 100", "one eighty" into "1 80", ordinals into "1st", and knows no
+  halves, "twice" or "once": it gets 34 of the 61 English cases of this module's test table right (37 with
+  threshold 0). So this module finds the number spans itself and hands only those to it (threshold 0). The
+  layer adds halves ("half a metre", "one and a half", "a metre and a half"), twice/once/thrice, "a hundred",
+  hundreds said as two numbers ("one eighty" = 180, "three sixty" = 360) and a leading "point five"; it keeps
+  as words what is not a number the user said: ordinals ("first"; "second" is also a unit of time), "one" as a
+  pronoun ("the one", "one of", "no one"), repetition idioms ("one more time", "once more", "at once"), "once"
+  as a conjunction ("once you are there"), the article "a" ("a metre", "a bit") and fractions of a turn ("a
+  quarter turn", "half a turn", "three quarters").
+- Chinese: `cn2an` (`cn2an.cn2an`, "normal" mode, so 两 counts) converts a numeral span to its value. Its
+  sentence mode (`cn2an.transform`) is unusable for commands: it turns 一下/一点/一些/一起/一圈 into 1下/1点/1些/1起/1圈,
+  leaves 三米半 as 3米半 and 一米二 as 1米2, and skips 两 before 声: it gets 34 of the 68 Chinese cases of the test table
+  right. So the spans are found here: a numeral run, with 米半 and 个半米 (3.5米), 米 plus one digit (1.2米) and 半米
+  (0.5米). Runs of bare digits (三四米 "three or four metres", 一二三) are ambiguous and kept; so are 一 in words (一下,
+  一点 without a digit after it, 一些, 一段, 一起, 一会儿, 一整圈, 一半, 统一, 跳一跳, 一步一步 ...), 一个 as the article "a", and 一圈/半圈,
+  which the model maps. Counts such as 一次/一声 are converted, and 第 + numeral like any numeral (第二支舞 -> 第2支舞,
+  第一步 -> 第1步).
+- Both are light: text2num 3.x is one compiled extension without dependencies (wheels for x86_64 and aarch64
+  Linux), cn2an is pure Python and needs only `proces` (pure Python). Their versions are pinned in the
+  `runtime` extra because training data is encoded with this function. Packaging wart: the cn2an 0.5.24 and
+  proces 0.1.7 wheels also install stray top-level `build/`, `example/` and `src/` folders into site-packages
+  (harmless here).
 
-Numbers are copied exactly, never rounded or clipped ("bark eight times" -> "bark 8 times", 转七百二十度 -> 转720度): range
-checks belong to the safety layer. Digits already in the text stay as they are. Units are not converted (50
-centimetres stays 50 centimetres). Normalising twice gives the same text as normalising once.
+Numbers are copied exactly, never rounded or clipped ("bark eight times" -> "bark 8 times", 转七百二十度 -> 转720度):
+range checks belong to the safety layer. Digits already in the text stay as they are. Units are not converted
+(50 centimetres stays 50 centimetres). Normalising twice gives the same text as normalising once.
 """
 
 from __future__ import annotations
@@ -49,14 +54,14 @@ LANGUAGES = ("en", "zh")
 
 @dataclass(frozen=True)
 class Normalized:
-    """The text with spoken numbers as digits, and what was replaced (original span, replacement), in order."""
+    """The text with spoken numbers as digits, and the (original span, replacement) pairs in text order."""
 
     text: str
     changes: tuple[tuple[str, str], ...]
 
 
 def normalize_numbers(text: str, lang: str | None = None) -> Normalized:
-    """Spoken numbers in `text` as digits; `lang` is "en", "zh" or None (CJK characters -> "zh", else "en")."""
+    """Spoken numbers in `text` as digits; `lang` is "en", "zh" or None (CJK characters: "zh", else "en")."""
     if not isinstance(text, str):
         raise TypeError(f"normalize_numbers expects text as str, got {type(text).__name__}")
     if lang is None:
@@ -87,10 +92,11 @@ def _decimal_text(value: Decimal) -> str:
     return format(value.normalize() if value == value.to_integral_value() else value, "f")
 
 
-# ---------------------------------------------------------------------------------------------------------- English
+# ------------------------------------------------------------------------------------------------ English
 
-_EN_TOKEN = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*|\d+(?:\.\d+)?")
-_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+# Words are runs of letters of any script (so "ten" inside "tenéis" is no number); digits are ASCII only.
+_EN_TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|[0-9]+(?:\.[0-9]+)?")
+_DIGITS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
 _TEENS += ("nineteen",)
@@ -107,8 +113,11 @@ _FRACTION_WORDS = frozenset({"half", "halves", "quarter", "quarters", "third", "
 _ONE_PRONOUN_BEFORE = frozenset(
     {"the", "this", "that", "which", "no", "any", "every", "each", "another", "by"}
 )
-_ONE_PRONOUN_AFTER = frozenset({"of", "another", "more", "by"})
-_ONCE_IDIOM_AFTER = frozenset({"more", "again", "upon"})
+_ONE_PRONOUN_AFTER = frozenset({"of", "another", "by"})
+# "once more", "once again"; "once you are there" (a conjunction)
+_ONCE_IDIOM_AFTER = frozenset(
+    {"more", "again", "upon", "you", "we", "i", "it", "he", "she", "they", "the", "that"}
+)
 _ADVERB_COUNTS = {"once": "1 time", "twice": "2 times", "thrice": "3 times"}
 _ADDED_FRACTIONS = {"half": Decimal("0.5"), "quarter": Decimal("0.25")}
 
@@ -139,6 +148,8 @@ def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int):
     next_word = words[i + 1] if i + 1 < len(words) else ""
     if word == "one" and (prev_word in _ONE_PRONOUN_BEFORE or next_word in _ONE_PRONOUN_AFTER):
         return 1, []
+    if word == "one" and next_word == "more" and (i + 2 == len(words) or words[i + 2] in ("time", "times")):
+        return 1, []  # "one more time" repeats; "one more metre" is a number
     if word == "once" and (prev_word == "at" or next_word in _ONCE_IDIOM_AFTER):
         return 1, []
     if word in _ADVERB_COUNTS:
@@ -163,7 +174,7 @@ def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int):
 
 
 def _number_edits(text: str, tokens: list[_Token], words: list[str], i: int, end: int):
-    """(end of what was consumed, edits) for the number tokens[i:end] and "and a half"/"metres and a half" after it."""
+    """(end of what was consumed, edits) for the number tokens[i:end] and an "and a half" after it."""
     value = _single_value(words[i:end])
     if value is not None:
         added = _added_fraction(words, end) if _adjacent(text, tokens, end - 1, end + 3) else None
@@ -183,7 +194,7 @@ def _number_edits(text: str, tokens: list[_Token], words: list[str], i: int, end
 
 
 def _number_end(text: str, tokens: list[_Token], words: list[str], i: int) -> int:
-    """End (exclusive) of the number starting at token i: one digit token or a run of number words; i if none."""
+    """End (exclusive) of the number at token i: one digit token or a run of number words; i if none."""
     if _DIGITS.fullmatch(words[i]):
         return i + 1
     n = len(words)
@@ -218,7 +229,7 @@ def _is_cardinal(word: str) -> bool:
 
 
 def _library_words(words: list[str]) -> list[str]:
-    """The words as text2num understands them: "a hundred" -> "one hundred", "point five" -> "zero point five"."""
+    """The words as text2num reads them: "a hundred" -> "one hundred", "point five" -> "zero point five"."""
     if words[0] in ("a", "an"):
         return ["one"] + words[1:]
     if words[0] == "point":
@@ -228,10 +239,25 @@ def _library_words(words: list[str]) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def _alpha2digit(phrase: str) -> str:
+    shorthand = _hundreds_shorthand(phrase.replace("-", " ").split())
+    if shorthand is not None:
+        return shorthand
     try:
         return alpha2digit(phrase, "en", threshold=0)
     except Exception:  # the library's failure on odd input must not reach the robot: leave the words
         return phrase
+
+
+def _hundreds_shorthand(words: list[str]) -> str | None:
+    """ "one eighty" -> "180", "three sixty" -> "360", "one twenty five" -> "125" (text2num reads "1 80")."""
+    if len(words) not in (2, 3) or words[0] not in _DIGIT_WORDS[1:] or words[1] in _DIGIT_WORDS:
+        return None
+    if any(word in _SCALES for word in words):
+        return None
+    rest = alpha2digit(" ".join(words[1:]), "en", threshold=0)
+    if not rest.isdigit() or not 10 <= int(rest) <= 99:
+        return None
+    return str(_DIGIT_WORDS.index(words[0]) * 100 + int(rest))
 
 
 def _single_value(words: list[str]) -> Decimal | None:
@@ -264,7 +290,7 @@ def _added_fraction(words: list[str], j: int) -> Decimal | None:
 
 
 def _adjacent(text: str, tokens: list[_Token], first: int, end: int) -> bool:
-    """Tokens first..end-1 exist and only spaces separate them (no punctuation between "half" and "a metre")."""
+    """Tokens first..end-1 exist and only spaces separate them (no punctuation in "half, a metre")."""
     if end > len(tokens):
         return False
     return all(not text[tokens[j - 1].end : tokens[j].start].strip() for j in range(first + 1, end))
@@ -275,23 +301,25 @@ def _plural(text: str, token: _Token) -> str:
     return unit if unit.lower().endswith("s") else unit + "s"
 
 
-# ---------------------------------------------------------------------------------------------------------- Chinese
+# ------------------------------------------------------------------------------------------------ Chinese
 
 _ZH_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
 _ZH_DIGIT_VALUES = {c: str(v) for v, c in enumerate("零一二三四五六七八九")} | {"〇": "0"}
-_ZH_NONZERO_DIGITS = "一二两三四五六七八九"
-# A numeral run (with a decimal part), or digits, then 米半 (3.5米) or 米 plus one digit that starts nothing else
-# (一米二 = 1.2米, but not 三米三次 or 一米五十厘米); or 半 before 米.
+# Two digits side by side without 十/百/千 between them: 三四米 (three or four metres), 一二三, 二〇二六.
+_ZH_BARE_DIGITS = re.compile("[一二两三四五六七八九][一二两三四五六七八九零〇]")
+# A numeral run (with a decimal part), or digits, then 米半 or 个半米 (3.5米) or 米 plus one digit that starts
+# nothing else (一米二 = 1.2米, but not 三米三次 or 一米五十厘米); or 半 before 米.
 _ZH_NUMBER = re.compile(
-    rf"(?P<num>[{_ZH_NUMERAL}]+(?:点[零〇一二三四五六七八九]+)?|\d+(?:\.\d+)?)"
-    rf"(?P<tail>米半|米[一二三四五六七八九](?![{_ZH_NUMERAL}点厘度声次步圈个米下]))?"
+    rf"(?P<num>[{_ZH_NUMERAL}]+(?:点[零〇一二三四五六七八九]+)?|[0-9]+(?:\.[0-9]+)?)"
+    rf"(?P<tail>米半|个半米|米[一二三四五六七八九](?![{_ZH_NUMERAL}点厘度声次步圈个米下]))?"
     r"|(?P<half>半)(?=米)"
 )
-# 一 in words, not a count: 一下 一些 一段 一起 一会儿 一整圈 一直 一样 一点(儿/点) ...; 一圈/一周 stay for the model.
-_YI_WORD_NEXT = frozenset("下些段起会整直样边切共旦定般口圈周同齐律概向点路阵番")
+# 一 in words, not a count: 一下 一些 一段 一起 一会儿 一整圈 一直 一样 一点(儿/点) 一半 ...; 一个 as the article "a";
+# 一圈/一周 stay for the model.
+_YI_WORD_NEXT = frozenset("下些段起会整直样边切共旦定般口圈周同齐律概向点路阵番半旁侧趟个只动模开")
 _YI_WORD_PREV = frozenset("统唯同单之专逐划")
 # Other numerals in words: 十分 (very, but 十分钟 is ten minutes), 十足, 四周/四处 (all around), 两边 (both sides).
-_WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "两": frozenset("边")}
+_WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "两": frozenset("边侧旁")}
 
 
 def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
@@ -301,10 +329,10 @@ def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
             edits.append((match.start(), match.end(), "0.5"))
             continue
         number, tail = match.group("num"), match.group("tail")
-        value = _chinese_value(text, match.start("num"), match.end("num"))
+        value = _chinese_value(text, match.start("num"), match.end("num"), measured=bool(tail))
         if value is None:
             continue
-        if tail == "米半":
+        if tail in ("米半", "个半米"):
             edits.append((match.start(), match.end(), _decimal_text(Decimal(value) + Decimal("0.5")) + "米"))
         elif tail and "." not in value:
             edits.append((match.start(), match.end(), f"{value}.{_ZH_DIGIT_VALUES[tail[1]]}米"))
@@ -313,30 +341,19 @@ def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
     return edits
 
 
-def _chinese_value(text: str, start: int, end: int) -> str | None:
-    """The digits of the numeral text[start:end] (digits stay digits), or None where it is not a number."""
+def _chinese_value(text: str, start: int, end: int, measured: bool = False) -> str | None:
+    """The digits of the numeral text[start:end] (digits stay digits), or None where it is not a number.
+
+    `measured`: a length follows (一米二, 一个半米), so the numeral is a number whatever character comes next."""
     numeral = text[start:end]
     if _DIGITS.fullmatch(numeral):
         return numeral
-    prev_char = text[start - 1] if start > 0 else ""
-    next_char = text[end] if end < len(text) else ""
     integer, _, fraction = numeral.partition("点")
     if integer[0] in "百千万亿":
         return None  # not a number on its own (万一 = "in case")
-    if any(
-        a in _ZH_NONZERO_DIGITS and b in _ZH_NONZERO_DIGITS + "零〇"
-        for a, b in zip(integer, integer[1:], strict=False)
-    ):
+    if _ZH_BARE_DIGITS.search(integer):
         return None  # 三四米 (three or four metres), 一二三: ambiguous, left for the model
-    if (
-        integer == "一"
-        and not fraction
-        and (
-            next_char in _YI_WORD_NEXT or prev_char in _YI_WORD_PREV or (prev_char and prev_char == next_char)
-        )
-    ):
-        return None  # 一下, 一点, 统一, 跳一跳 ...
-    if not fraction and next_char in _WORD_AFTER_NUMERAL.get(integer, ()) and text[end : end + 2] != "分钟":
+    if not measured and not fraction and _is_word(text, start, end):
         return None
     try:
         whole = int(cn2an.cn2an(integer, "normal"))
@@ -345,3 +362,18 @@ def _chinese_value(text: str, start: int, end: int) -> str | None:
     if not fraction:
         return str(whole)
     return f"{whole}." + "".join(_ZH_DIGIT_VALUES[c] for c in fraction)
+
+
+def _is_word(text: str, start: int, end: int) -> bool:
+    """Whether the integer numeral text[start:end] is part of a word: 一下, 统一, 跳一跳, 一步一步, 十分 ..."""
+    numeral = text[start:end]
+    prev_char = text[start - 1] if start > 0 else ""
+    next_char = text[end] if end < len(text) else ""
+    if numeral == "一":
+        if next_char in _YI_WORD_NEXT or prev_char in _YI_WORD_PREV:
+            return True
+        if prev_char and prev_char == next_char:  # 跳一跳, 转一转
+            return True
+        if text[end + 1 : end + 2] == "一" and next_char == text[end + 2 : end + 3]:  # 一步一步
+            return True
+    return next_char in _WORD_AFTER_NUMERAL.get(numeral, ()) and text[end : end + 2] != "分钟"

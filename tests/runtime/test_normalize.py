@@ -1,4 +1,4 @@
-"""Spoken numbers to digits: the table both training and the robot rely on (changing an output here changes data)."""
+"""Spoken numbers to digits: the table training and the robot rely on (changing an output changes data)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ ENGLISH = [
     ("walk one metre", "walk 1 metre"),
     ("dance number two", "dance number 2"),
     ("dance number one", "dance number 1"),
+    ("two hundred and fifty centimetres", "250 centimetres"),
+    ("one two three", "1 2 3"),
+    # hundreds said as two numbers, which text2num alone reads as "1 80"
+    ("turn one eighty", "turn 180"),
+    ("do a three sixty", "do a 360"),
+    ("turn four fifty degrees", "turn 450 degrees"),
+    ("turn one twenty five degrees", "turn 125 degrees"),
     # halves
     ("one and a half metres", "1.5 metres"),
     ("a metre and a half", "1.5 metres"),
@@ -33,6 +40,7 @@ ENGLISH = [
     ("twice", "2 times"),
     ("once", "1 time"),
     ("bark twice then dance once", "bark 2 times then dance 1 time"),
+    ("walk one more metre", "walk 1 more metre"),
     ("three times", "3 times"),
     ("bark eight times", "bark 8 times"),
     # over range: copied exactly, the safety layer decides
@@ -49,6 +57,9 @@ ENGLISH = [
     ("bark one more time", "bark one more time"),
     ("bark once more", "bark once more"),
     ("sit down at once", "sit down at once"),
+    ("once you are there sit down", "once you are there sit down"),
+    ("minus two metres", "minus 2 metres"),
+    ("tenéis", "tenéis"),
     ("pick the one on the left", "pick the one on the left"),
     ("one of your tricks", "one of your tricks"),
     ("first walk forward then sit", "first walk forward then sit"),
@@ -73,6 +84,10 @@ CHINESE = [
     ("一米半", "1.5米"),
     ("一米二", "1.2米"),
     ("一米五", "1.5米"),
+    ("一米八", "1.8米"),
+    ("往前走一米五然后坐下", "往前走1.5米然后坐下"),
+    ("一个半米", "1.5米"),
+    ("两个半米", "2.5米"),
     ("半米", "0.5米"),
     ("后退半米", "后退0.5米"),
     ("两百七十度", "270度"),
@@ -96,6 +111,8 @@ CHINESE = [
     ("一号舞", "1号舞"),
     ("叫一声", "叫1声"),
     ("转两圈", "转2圈"),
+    ("再叫一次", "再叫1次"),
+    ("一共叫三声", "一共叫3声"),
     ("向左转九十度再叫两声", "向左转90度再叫2声"),
     # over range
     ("叫八声", "叫8声"),
@@ -122,10 +139,17 @@ CHINESE = [
     ("跳一跳", "跳一跳"),
     ("万一摔倒了", "万一摔倒了"),
     ("看看四周", "看看四周"),
+    ("一步一步走", "一步一步走"),
+    ("走一半", "走一半"),
+    ("做一个动作", "做一个动作"),
+    ("转一个圈", "转一个圈"),
+    ("一边走一边叫", "一边走一边叫"),
+    ("千万别动", "千万别动"),
     ("走得十分慢", "走得十分慢"),
     ("等十分钟", "等10分钟"),
     # ambiguous runs of bare digits: left for the model
     ("走三四米", "走三四米"),
+    ("二〇二六", "二〇二六"),
 ]
 
 ALL_CASES = ENGLISH + CHINESE
