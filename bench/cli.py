@@ -35,6 +35,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from shadow_edge.runtime.logs import setup_logging
+
 PROG = "shadow-bench"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 REFERENCES = ("torch", "optimum", "optimum-int8")  # what --against knows (bench/references.py)
@@ -567,11 +569,7 @@ def _measure_rounds(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format=f"{PROG}: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.verbose, prog=PROG)
     try:
         _validate(args)
         report, failed = bench(args)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shadow_edge.runtime.digest import files_sha256
+from shadow_edge.runtime.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -417,9 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format=f"shadow-bench [{args.name}]: %(message)s", stream=sys.stderr
-    )
+    setup_logging(prog=f"shadow-bench [{args.name}]")
     # The protocol owns stdout: anything a library prints goes to stderr instead.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

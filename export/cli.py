@@ -1,6 +1,6 @@
 """`shadow-export`: export a ShadowPEFT model (detached shadow and/or attached pair) to ONNX for the runtime.
 
-The command-line contract is `shared/spec/cli.md`; the work is `export.pipeline`. Exit status: 0 when the export
+The command-line contract is `docs/spec/cli.md`; the work is `export.pipeline`. Exit status: 0 when the export
 passed its validation, 1 when it ran but failed validation (OUT_DIR left as it was), 2 for bad arguments or inputs
 (nothing done).
 """
@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+
+from shadow_edge.runtime.logs import setup_logging
 
 PROG = "shadow-export"
 EXIT_OK, EXIT_FAILED_VALIDATION, EXIT_BAD_INPUT = 0, 1, 2
@@ -174,13 +176,7 @@ def _summary_lines(result: dict) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("torch.onnx", "onnxruntime", "root"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    setup_logging(args.verbose, prog=PROG, silence=("torch.onnx", "onnxruntime", "root"))
     if args.eval_limit < 0 or args.agreement_prompts < 1 or args.max_accuracy_loss < 0 or args.atol <= 0:
         print(
             f"{PROG}: --eval-limit >= 0, --agreement-prompts >= 1, --max-accuracy-loss >= 0, --atol > 0",

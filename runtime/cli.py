@@ -1,10 +1,11 @@
 """`shadow-run`: text (or speech) in, robot-dog action program out, through an exported model on this device.
 
-The command-line contract is `shared/spec/cli.md`. Sources: `--text`, `--jsonl` (one JSON object per line with at
+The command-line contract is `docs/spec/cli.md`. Sources: `--text`, `--jsonl` (one JSON object per line with at
 least "text"; a bad line gives an {"error": ...} object and the run goes on), `--wav` (through the speech front end
 `shadow_edge.runtime.asr.transcribe_wav(path) -> str`, when it is installed), or, with none of them, one command per
-line on standard input. A model directory that cannot run is one line on stderr and exit status 1; usage errors
-exit 2 (argparse). Nothing heavy is imported before the arguments are parsed, so `--help` is instant.
+line on standard input. Exit status: 0 ok; 1 when it ran but failed (the input file vanished mid-run); 2 for bad
+arguments or inputs (argparse's usage errors, a MODEL_DIR that cannot run, an unreadable --jsonl file), each one line
+on stderr. Nothing heavy is imported before the arguments are parsed, so `--help` is instant.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from typing import Any, TextIO
+
+from .logs import setup_logging
 
 PROG = "shadow-run"
 EXIT_OK = 0
@@ -140,9 +143,7 @@ def _transcribe(path: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format=f"{PROG}: %(message)s"
-    )
+    setup_logging(args.verbose, prog=PROG, quiet=True)
     for name, value, low in (("--threads", args.threads, 1), ("--max-new-tokens", args.max_new_tokens, 1)):
         if value is not None and value < low:
             _error(f"{name} must be >= {low}, got {value}")
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
     if args.jsonl not in (None, "-") and not os.access(args.jsonl, os.R_OK):
         _error(f"{args.jsonl}: cannot read it (missing or not readable)")  # before paying for the model
-        return EXIT_ERROR
+        return EXIT_USAGE
 
     from .commander import DEFAULT_MIN_CONFIDENCE, Commander, ModelLoadError
     from .generate import DEFAULT_MAX_NEW_TOKENS
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ModelLoadError as exc:
         _error(f"cannot run the model: {exc}")
-        return EXIT_ERROR
+        return EXIT_USAGE
     logging.getLogger(__name__).info("running %s", commander.info())
 
     try:

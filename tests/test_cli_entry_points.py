@@ -24,7 +24,12 @@ CONTRACT_OPTIONS = {
     "shadow-export": ["--base", "--adapter", "--mode", "--int8", "--int4", "--fp32", "--calibration", "-o"],
     "shadow-run": ["MODEL_DIR", "--text", "--jsonl", "--wav", "--json"],
     "shadow-bench": ["MODEL_DIR", "--against", "--json"],
-    "shadow-dog": ["--transport", "--params", "--model-dir"],  # issue 5's node without ros2 launch
+    "shadow-dog": [
+        "MODEL_DIR",
+        "--transport",
+        "--params",
+        "--model-dir",
+    ],  # issue 5's node without ros2 launch
 }
 
 
@@ -105,3 +110,23 @@ def test_bad_arguments_are_usage_errors(module, args):
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 2
+
+
+def test_dog_takes_the_model_dir_like_run_and_bench():
+    from shadow_dog.main import build_parser, config_from_args, main
+
+    for argv in (["exported"], ["--model-dir", "exported"], ["exported", "--model-dir", "exported"]):
+        args = build_parser().parse_args(argv)
+        if args.model_dir_arg is not None:
+            args.model_dir = args.model_dir_arg
+        assert config_from_args(args).model_dir == "exported"
+    with pytest.raises(SystemExit) as info:
+        main(["one", "--model-dir", "other"])
+    assert info.value.code == 2
+
+
+def test_dog_bad_parameter_is_bad_input(capsys):
+    from shadow_dog.main import main
+
+    assert main(["-p", "no-equals-sign"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

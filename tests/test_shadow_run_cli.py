@@ -1,4 +1,4 @@
-"""`shadow-run` per shared/spec/cli.md, on a scripted export directory."""
+"""`shadow-run` per docs/spec/cli.md, on a scripted export directory."""
 
 from __future__ import annotations
 
@@ -92,17 +92,17 @@ def test_stdin_lines(model_dir, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "status"),
     [
-        (["--text", "sit"], "cannot run the model"),  # model dir missing
-        (["--jsonl", "{tmp}/missing.jsonl"], "cannot read it"),
-        (["--wav", "{tmp}/a.wav"], "speech front end"),
+        (["--text", "sit"], "cannot run the model", 2),  # model dir missing: bad input
+        (["--jsonl", "{tmp}/missing.jsonl"], "cannot read it", 2),
+        (["--wav", "{tmp}/a.wav"], "speech front end", 1),
     ],
 )
-def test_errors_are_one_line_without_traceback(args, message, tmp_path, capsys, model_dir):
+def test_errors_are_one_line_without_traceback(args, message, status, tmp_path, capsys, model_dir):
     target = tmp_path / "no-model" if args[0] == "--text" else model_dir
     code, out, err = run(capsys, target, *[a.format(tmp=tmp_path) for a in args])
-    assert code == 1 and out == ""
+    assert code == status and out == ""
     assert err.count("\n") == 1 and err.startswith("shadow-run: ") and message in err
 
 
@@ -117,7 +117,7 @@ def test_bad_options(model_dir, args, capsys):
 
 def test_bad_provider(model_dir, capsys):
     code, _, err = run(capsys, model_dir, "--text", "sit", "--provider", "quantum")
-    assert code == 1 and "not available" in err
+    assert code == 2 and "not available" in err
 
 
 def test_corrupted_model_dir_in_a_subprocess(model_dir, tmp_path):
@@ -134,6 +134,6 @@ def test_corrupted_model_dir_in_a_subprocess(model_dir, tmp_path):
         text=True,
         timeout=120,
     )
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "sha256" in result.stderr

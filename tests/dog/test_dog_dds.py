@@ -226,11 +226,11 @@ def test_go2_sport_requests_over_dds(dds_env, model_dir):
         assert code == 0, err
 
 
-def test_bad_parameters_exit_1_with_a_message(dds_env, model_dir):
+def test_bad_parameters_exit_2_with_a_message(dds_env, model_dir):
     env, _ = dds_env
     proc = start_node(env, model_dir, "cruise_vx=3")
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1 and "cruise_vx" in err and "Traceback" not in err
+    assert proc.returncode == 2 and "cruise_vx" in err and "Traceback" not in err
 
 
 def test_wire_type_names_follow_ros2():

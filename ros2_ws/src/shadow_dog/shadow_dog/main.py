@@ -1,8 +1,9 @@
 """`shadow-dog`: run the robot-dog node on Cyclone DDS (`--transport dds`, no ROS 2 install needed) or rclpy.
 
 Parameters come from the defaults, then `--params FILE` (a ROS 2 parameters YAML such as config/shadow_dog.yaml),
-then `-p KEY=VALUE` overrides, then `--model-dir`. Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when it
-cannot start (bad parameters, no transport), 2 for usage errors. Zero velocity is published on every way out.
+then `-p KEY=VALUE` overrides, then the model directory (`MODEL_DIR` or `--model-dir`, as in shadow-run and
+shadow-bench). Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when it cannot start (no transport, no
+recorder), 2 for bad arguments or parameters. Zero velocity is published on every way out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from shadow_edge.runtime.logs import setup_logging
+
 from .config import ConfigError, NodeConfig, load_params_file
 
 PROG = "shadow-dog"
@@ -25,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Speech and text commands to robot-dog actions: the shadow_dog node without `ros2 launch`.",
+    )
+    parser.add_argument(
+        "model_dir_arg",
+        nargs="?",
+        default=None,
+        metavar="MODEL_DIR",
+        help="shadow-export output directory (the same as --model-dir)",
     )
     parser.add_argument(
         "--transport",
@@ -71,17 +81,18 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.model_dir_arg is not None:
+        if args.model_dir is not None and args.model_dir != args.model_dir_arg:
+            parser.error(f"MODEL_DIR {args.model_dir_arg} and --model-dir {args.model_dir} differ; give one")
+        args.model_dir = args.model_dir_arg
+    setup_logging(args.verbose, prog=PROG, timestamps=True)
     try:
         config = config_from_args(args)
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if args.transport == "ros":
         from .ros_node import RclpyUnavailable, run_ros
 
