@@ -1,0 +1,125 @@
+"""Helpers for the shadow-serve tests: a tiny export directory, token files, and real servers on loopback (the
+`shadow-serve` command in a subprocess, or an app under uvicorn in a thread)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
+from shadow_edge.runtime.grammar import action_vocabulary
+
+PROGRAM = "sit; move x=1.5"
+LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
+
+
+def tiny_export(directory: Path, program: str = PROGRAM) -> Path:
+    """An export directory whose decoder answers every command with `program` (real onnxruntime session)."""
+    tokenizer = tiny_tokenizer()
+    ids = action_vocabulary(tokenizer, EOS_ID)
+    script = [*tokenizer.encode(program, add_special_tokens=False).ids, EOS_ID]
+    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    return write_export_dir(
+        directory,
+        tokenizer,
+        ids,
+        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
+    )
+
+
+def token_file(directory: Path) -> tuple[Path, str]:
+    token = secrets.token_urlsafe(24)
+    path = directory / "token"
+    path.write_text(token + "\n", encoding="ascii")
+    path.chmod(0o600)
+    return path, token
+
+
+@contextmanager
+def cli_server(args: Sequence[str], timeout_s: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`shadow-serve ARGS --port 0` in a subprocess; yields (base URL, process) once it listens."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shadow_edge.serve.cli",
+            *map(str, args),
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    url = None
+    deadline = time.monotonic() + timeout_s
+    try:
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                url = match.group(1)
+        if url is None:
+            raise RuntimeError(f"shadow-serve did not start: {''.join(lines)}")
+        _wait_ready(url, deadline)
+        # Keep reading stderr so that the server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@contextmanager
+def app_server(app) -> Iterator[str]:
+    """An ASGI app under uvicorn in a thread on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, time.monotonic() + 30)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _wait_ready(url: str, deadline: float) -> None:
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become ready")
