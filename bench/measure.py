@@ -287,7 +287,7 @@ def runtime_report(
     bandwidth: dict[str, Any] | None,
     warmup: int,
 ) -> dict[str, Any]:
-    """The report's own part (keys of shared/spec/cli.md first) from measured samples."""
+    """The report's own part (keys of docs/spec/cli.md first) from measured samples."""
     manifest = commander.manifest
     info = commander.info()
     ok = [s for s in samples if s.error is None]

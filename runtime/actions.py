@@ -1,7 +1,7 @@
 """The robot-dog action language: parse, canonicalise, check ranges.
 
-The contract is `actions.json` (a copy of `shared/spec/actions.json` ships with the package). This module is the
-single implementation of the grammar used by the training data, the model's target, the on-device parser, the safety
+The contract is `actions.json`, the project's `docs/spec/actions.json` shipped with the package (a test keeps the two
+equal). This module is the single implementation of the grammar used by the training data, the model's target, the on-device parser, the safety
 layer and every accuracy measurement, so it depends on the standard library alone.
 
 ```

@@ -31,8 +31,8 @@ TOLERANCE=1e-3
 OUT_JSON="$ROOT/build/arm64-check.json"
 # The runtime's pytest files that import only numpy/onnxruntime/tokenizers/onnx/hypothesis/pytest (onnx builds the
 # tests' tiny fake decoders; the runtime itself never imports it). Tests needing transformers skip themselves.
-TEST_FILES="tests/test_actions.py tests/test_grammar.py tests/test_safety.py tests/test_scoring.py
-tests/test_manifest.py tests/test_constrained.py tests/test_generate.py"
+TEST_FILES="tests/runtime/test_actions.py tests/runtime/test_grammar.py tests/runtime/test_safety.py
+tests/runtime/test_scoring.py tests/runtime/test_manifest.py tests/runtime/test_constrained.py tests/runtime/test_generate.py"
 ROOTFS="${ARM64_ROOTFS:-$ROOT/build/arm64-rootfs}"
 WHEELS="${ARM64_WHEELS:-$ROOT/build/arm64-wheels}"
 SUITE="${ARM64_SUITE:-bookworm}"
@@ -166,19 +166,17 @@ phase_done wheels "$t"
 # --- 4. the project's runtime source, the model, the tests: fresh copies --------------------------------------------
 t=$(date +%s)
 rm -rf "${ROOTFS:?}$GUEST"
-mkdir -p "$ROOTFS$GUEST"/{src/shadow_edge,scripts,data,out,tests,calibration}
+mkdir -p "$ROOTFS$GUEST"/{src/shadow_edge,scripts,data,out,tests,tasks/robot_dog,docs}
 cp "$ROOT/shadow_edge/__init__.py" "$ROOTFS$GUEST/src/shadow_edge/"
 (cd "$ROOT" && tar --exclude=__pycache__ -cf - runtime) | tar -xf - -C "$ROOTFS$GUEST/src/shadow_edge"
 cp -r "$MODEL_DIR" "$ROOTFS$GUEST/model"
 cp "$ROOT/scripts/arm64_runtime_check.py" "$ROOTFS$GUEST/scripts/"
 cp "$ROOT/tasks/robot_dog/data/test.jsonl" "$ROOTFS$GUEST/data/"
-cp -r "$ROOT/tasks/robot_dog/data" "$ROOTFS$GUEST/calibration/"  # the tests' tiny tokenizers are trained on it
+cp -r "$ROOT/tasks/robot_dog/data" "$ROOTFS$GUEST/tasks/robot_dog/"  # the tests' tiny tokenizers are trained on it
+cp -r "$ROOT/docs/spec" "$ROOTFS$GUEST/docs/"  # the contract copy test_actions compares the packaged one with
 cp "$ROOT/pyproject.toml" "$ROOTFS$GUEST/"  # pytest's configuration (markers, `-m 'not slow'`)
 cp "$ROOT/tests/conftest.py" "$ROOT/tests/runtime_fakes.py" "$ROOT/tests/tiny_onnx_decoder.py" "$ROOTFS$GUEST/tests/"
-for f in $TEST_FILES; do cp "$ROOT/$f" "$ROOTFS$GUEST/tests/"; done
-if [ -f "$ROOT/../shared/spec/actions.json" ]; then  # the contract copy test_actions compares the packaged one with
-  mkdir -p "$ROOTFS/opt/shared/spec" && cp "$ROOT/../shared/spec/actions.json" "$ROOTFS/opt/shared/spec/"
-fi
+for f in $TEST_FILES; do mkdir -p "$ROOTFS$GUEST/$(dirname "$f")" && cp "$ROOT/$f" "$ROOTFS$GUEST/$f"; done
 phase_done install "$t"
 
 # --- 5a. the same commands on x86 and on arm64 ----------------------------------------------------------------------
@@ -199,7 +197,7 @@ phase_done commands_arm64 "$t"
 # --- 5b. the runtime's torch-free tests under qemu ----------------------------------------------------------------
 t=$(date +%s)
 GUEST_TESTS=""
-for f in $TEST_FILES; do GUEST_TESTS="$GUEST_TESTS, 'tests/$(basename "$f")'"; done
+for f in $TEST_FILES; do GUEST_TESTS="$GUEST_TESTS, '$f'"; done
 log "aarch64 under qemu: pytest $(echo $TEST_FILES)"
 # Python itself changes directory: a shell in the chroot would exec python3 through binfmt_misc, not qemu.
 in_arm64 "/usr/bin/$GUEST_PY" -c "import os, sys, pytest; os.chdir('$GUEST'); \

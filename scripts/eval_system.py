@@ -4,7 +4,7 @@
     python scripts/eval_system.py --json build/eval/system.json          # ~30 min on 2 cores (default --limit)
 
 Every input goes the way it goes on the robot: a spoken command (espeak-ng WAV, plus the human recording that
-`pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.runtime.asr`, pocketsphinx) -> the model
+`pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.speech`, Whisper tiny.en) -> the model
 behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer, executor) -> the
 first motion message. The typed text of the same commands goes through the same node, for text accuracy.
 Accepted programs are then executed by the node's own executor on the simulated Go2 (`shadow_edge.sim.sim_go2`,
@@ -20,7 +20,7 @@ Systems (each measured in its own process, for its peak memory):
 The PyTorch systems decode with the same constrained greedy decoder (the runtime's `Generator` driving the torch
 graph), so every system gets the same prompts, grammar and safety layer: differences are the models'.
 
-Writes the JSON report (fields of shared/spec/cli.md), a markdown table and a plot next to it.
+Writes the JSON report (fields of docs/spec/cli.md), a markdown table and a plot next to it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def speech_rows(args) -> list[dict[str, Any]]:
     spoken = [r for r in rows if r["source"] != "espeak-ng"]  # real recordings: always
     spoken += [r for r in rows if r["source"] == "espeak-ng" and r["lang"] == "en"][: args.limit]
     typed = [{**e, "source": "text only"} for e in load_split("test") if e["lang"] == "zh"][: args.limit]
-    from shadow_edge.runtime.asr import AudioError, default_recognizer, read_wav
+    from shadow_edge.speech import AudioError, read_wav
+    from shadow_edge.speech.recognizer import default_recognizer
 
     recognizer = default_recognizer()
     for row in spoken:
@@ -114,7 +115,7 @@ def onnx_commander(system: str, args):
 
     directory = args.models_dir / "-".join(EXPORTS[system])
     if not (directory / "manifest.json").is_file():
-        from shadow_edge.export.pipeline import ExportOptions, export
+        from shadow_edge.export import ExportOptions, export
 
         mode, precision = EXPORTS[system]
         export(ExportOptions(mode=mode, precision=precision, out_dir=str(directory)))
@@ -138,7 +139,7 @@ def torch_commander(system: str, args):
     import torch
     from shadow_edge.export.base_model import load_base
     from shadow_edge.export.decoder_graph import DetachedDecoder
-    from shadow_edge.export.pipeline import prompt_template, special_tokens
+    from shadow_edge.export.tokenizer_files import prompt_template, special_tokens
     from shadow_edge.export.validate_programs import TorchDecoderSession, make_generator
     from shadow_edge.runtime.commander import Commander
     from shadow_edge.runtime.grammar import action_vocabulary

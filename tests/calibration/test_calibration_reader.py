@@ -239,7 +239,7 @@ def test_calibration_prompts_with_the_smollm2_tokenizer(smollm2_tokenizer):
 # ---------------------------------------------------------------------------------------------- no torch here
 
 ALLOWED = {"numpy", "onnxruntime", "tokenizers", "shadow_edge"}
-SOURCE = Path(__file__).resolve().parents[1] / "calibration" / "decode_steps.py"
+SOURCE = Path(__file__).resolve().parents[2] / "calibration" / "decode_steps.py"
 
 
 def test_reader_imports_only_device_side_modules():

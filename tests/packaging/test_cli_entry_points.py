@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 COMMANDS = {
     # script name: (module, arguments a real run would take, issue that tracks the implementation)
@@ -19,7 +19,7 @@ COMMANDS = {
     "shadow-dog": ("shadow_dog.main", ["--transport", "dds"], 5),
 }
 
-# Every option of shared/spec/cli.md, as it must appear in --help.
+# Every option of docs/spec/cli.md, as it must appear in --help.
 CONTRACT_OPTIONS = {
     "shadow-export": ["--base", "--adapter", "--mode", "--int8", "--int4", "--fp32", "--calibration", "-o"],
     "shadow-run": ["MODEL_DIR", "--text", "--jsonl", "--wav", "--json"],

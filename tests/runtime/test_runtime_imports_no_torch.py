@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 FORBIDDEN_MODULES = ("torch", "transformers", "peft", "optimum", "shadow_edge.export")
 # The runtime never imports the bench, which sits on top of it; shadow-bench itself still imports no torch.
 RUNTIME_FORBIDDEN = (*FORBIDDEN_MODULES, "shadow_edge.bench")
