@@ -108,7 +108,7 @@ _HALVABLE_UNITS = frozenset(
     {"metre", "meter", "metres", "meters", "centimetre", "centimeter", "centimetres", "centimeters"}
     | {"degree", "degrees"}
 )
-_FRACTION_WORDS = frozenset({"half", "halves", "quarter", "quarters", "third", "thirds"})
+_FRACTION_WORDS = frozenset({"halves", "quarter", "quarters", "third", "thirds"})
 # "one" as a pronoun, and repetition idioms: not a number the user gave.
 _ONE_PRONOUN_BEFORE = frozenset(
     {"the", "this", "that", "which", "no", "any", "every", "each", "another", "by"}
@@ -188,15 +188,15 @@ def _number_edits(text: str, tokens: list[_Token], words: list[str], i: int, end
                 return end + 4, [(tokens[i].start, tokens[end + 3].end, replacement)]
     if _DIGITS.fullmatch(words[i]):
         return end, []  # digits stay as they are
-    if end < len(words) and words[end] in _FRACTION_WORDS:
+    if end < len(words) and words[end] in _FRACTION_WORDS and _adjacent(text, tokens, end - 1, end + 1):
         return end, []  # "three quarters of a turn": a fraction of a turn stays words
     return end, _cardinal_edits(tokens[i:end])
 
 
 def _number_end(text: str, tokens: list[_Token], words: list[str], i: int) -> int:
     """End (exclusive) of the number at token i: one digit token or a run of number words; i if none."""
-    if _DIGITS.fullmatch(words[i]):
-        return i + 1
+    if _DIGITS.fullmatch(words[i]) or _is_hyphenated_hundreds(words[i]):
+        return i + 1  # "one-eighty" is a number on its own: it neither joins nor starts a longer run
     n = len(words)
 
     def joined(j: int) -> bool:  # token j follows token j-1 with only spaces between
@@ -225,7 +225,16 @@ def _number_end(text: str, tokens: list[_Token], words: list[str], i: int) -> in
 
 
 def _is_cardinal(word: str) -> bool:
-    return word in _CARDINALS or ("-" in word and all(part in _CARDINALS for part in word.split("-")))
+    """A number word: "seven", "hundred", or tens and a digit joined by a hyphen ("forty-five")."""
+    if word in _CARDINALS:
+        return True
+    tens, _, digit = word.partition("-")
+    return tens in _TENS and digit in _DIGIT_WORDS[1:]
+
+
+def _is_hyphenated_hundreds(word: str) -> bool:
+    parts = word.split("-")
+    return len(parts) > 1 and parts[0] in _DIGIT_WORDS[1:] and _hundreds_shorthand(parts) is not None
 
 
 def _library_words(words: list[str]) -> list[str]:
@@ -304,6 +313,7 @@ def _plural(text: str, token: _Token) -> str:
 # ------------------------------------------------------------------------------------------------ Chinese
 
 _ZH_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
+_ASCII_NUMBER = frozenset("0123456789.")
 _ZH_DIGIT_VALUES = {c: str(v) for v, c in enumerate("零一二三四五六七八九")} | {"〇": "0"}
 # Two digits side by side without 十/百/千 between them: 三四米 (three or four metres), 一二三, 二〇二六.
 _ZH_BARE_DIGITS = re.compile("[一二两三四五六七八九][一二两三四五六七八九零〇]")
@@ -323,22 +333,35 @@ _WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "
 
 
 def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
-    edits = []
+    edits: list[tuple[int, int, str]] = []
     for match in _ZH_NUMBER.finditer(text):
-        if match.group("half"):
-            edits.append((match.start(), match.end(), "0.5"))
+        edit = _chinese_edit(text, match)
+        if edit is None:
             continue
-        number, tail = match.group("num"), match.group("tail")
-        value = _chinese_value(text, match.start("num"), match.end("num"), measured=bool(tail))
-        if value is None:
-            continue
-        if tail in ("米半", "个半米"):
-            edits.append((match.start(), match.end(), _decimal_text(Decimal(value) + Decimal("0.5")) + "米"))
-        elif tail and "." not in value:
-            edits.append((match.start(), match.end(), f"{value}.{_ZH_DIGIT_VALUES[tail[1]]}米"))
-        elif value != number:
-            edits.append((match.start("num"), match.end("num"), value))
+        start, end, replacement = edit
+        left = edits[-1][2][-1] if edits and edits[-1][1] == start else text[start - 1 : start]
+        right = text[end : end + 1]
+        if (left and left in _ASCII_NUMBER and replacement[0] in _ASCII_NUMBER) or (
+            right and right in _ASCII_NUMBER and replacement[-1] in _ASCII_NUMBER
+        ):
+            continue  # digits beside digits would merge two numbers into one (六半米 -> 60.5米)
+        edits.append(edit)
     return edits
+
+
+def _chinese_edit(text: str, match: re.Match[str]) -> tuple[int, int, str] | None:
+    if match.group("half"):
+        return match.start(), match.end(), "0.5"
+    number, tail = match.group("num"), match.group("tail")
+    value = _chinese_value(text, match.start("num"), match.end("num"), measured=bool(tail))
+    if value is None:
+        return None
+    if tail and "." not in value:  # 三米半, 两个半米 -> 3.5米, 2.5米; 一米二 -> 1.2米
+        fraction = "5" if tail in ("米半", "个半米") else _ZH_DIGIT_VALUES[tail[1]]
+        return match.start(), match.end(), f"{value}.{fraction}米"
+    if value == number:
+        return None
+    return match.start("num"), match.end("num"), value
 
 
 def _chinese_value(text: str, start: int, end: int, measured: bool = False) -> str | None:
@@ -353,7 +376,7 @@ def _chinese_value(text: str, start: int, end: int, measured: bool = False) -> s
         return None  # not a number on its own (万一 = "in case")
     if _ZH_BARE_DIGITS.search(integer):
         return None  # 三四米 (three or four metres), 一二三: ambiguous, left for the model
-    if not measured and not fraction and _is_word(text, start, end):
+    if not fraction and _is_word(text, start, end, measured):
         return None
     try:
         whole = int(cn2an.cn2an(integer, "normal"))
@@ -364,16 +387,18 @@ def _chinese_value(text: str, start: int, end: int, measured: bool = False) -> s
     return f"{whole}." + "".join(_ZH_DIGIT_VALUES[c] for c in fraction)
 
 
-def _is_word(text: str, start: int, end: int) -> bool:
+def _is_word(text: str, start: int, end: int, measured: bool) -> bool:
     """Whether the integer numeral text[start:end] is part of a word: 一下, 统一, 跳一跳, 一步一步, 十分 ..."""
     numeral = text[start:end]
     prev_char = text[start - 1] if start > 0 else ""
     next_char = text[end] if end < len(text) else ""
     if numeral == "一":
-        if next_char in _YI_WORD_NEXT or prev_char in _YI_WORD_PREV:
+        if not measured and (next_char in _YI_WORD_NEXT or prev_char in _YI_WORD_PREV):
             return True
         if prev_char and prev_char == next_char:  # 跳一跳, 转一转
             return True
         if text[end + 1 : end + 2] == "一" and next_char == text[end + 2 : end + 3]:  # 一步一步
             return True
+    if measured:
+        return False
     return next_char in _WORD_AFTER_NUMERAL.get(numeral, ()) and text[end : end + 2] != "分钟"

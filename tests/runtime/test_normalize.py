@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shadow_edge.runtime.normalize import Normalized, normalize_numbers
 
 ENGLISH = [
@@ -250,3 +252,22 @@ def test_non_str_is_a_type_error(value):
 def test_unknown_language_is_refused():
     with pytest.raises(ValueError, match="lang must be one of"):
         normalize_numbers("two metres", "fr")
+
+
+# Word salad from the pieces the rules look at: neighbours that change must not change a decision on a second pass.
+_FUZZ_TEXT = (
+    "one two three twenty five hundred thousand and a an half quarter point zero metre metres degrees the once "
+    "twice more time of turn , . 2 3.5 - one-eighty forty-five minus times at"
+)
+_FUZZ_WORDS = tuple(_FUZZ_TEXT.split())
+_FUZZ_CHARS = list("零〇一二两三四五六七八九十百千万亿点半米个厘度声次步圈下第支舞，2.5 ")
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_FUZZ_WORDS), max_size=10), st.lists(st.sampled_from(_FUZZ_CHARS), max_size=12)
+)
+def test_idempotent_on_word_salad(english, chinese):
+    for text in (" ".join(english), "".join(chinese)):
+        once = normalize_numbers(text)
+        assert normalize_numbers(once.text) == Normalized(once.text, ())
