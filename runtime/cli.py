@@ -1,9 +1,10 @@
 """`shadow-run`: text (or speech) in, robot-dog action program out, through an exported model on this device.
 
 The command-line contract is `docs/spec/cli.md`. Sources: `--text`, `--jsonl` (one JSON object per line with at
-least "text"; a bad line gives an {"error": ...} object and the run goes on), `--wav` (through the speech front end
-`shadow_edge.runtime.asr.transcribe_wav(path) -> str`, when it is installed), or, with none of them, one command per
-line on standard input. Exit status: 0 ok; 1 when it ran but failed (the input file vanished mid-run); 2 for bad
+least "text", or "wav" for a spoken command; a bad line gives an {"error": ...} object and the run goes on), `--wav`
+(through the speech front end `shadow_edge.speech`, the `audio` extra; `--asr-engine` picks the recogniser), or,
+with none of them, one command per line on standard input. Speech that holds no command the recogniser trusts is
+reported with its reason and never reaches the model. Exit status: 0 ok; 1 when it ran but failed (the input file vanished mid-run); 2 for bad
 arguments or inputs (argparse's usage errors, a MODEL_DIR that cannot run, an unreadable --jsonl file), each one line
 on stderr. Nothing heavy is imported before the arguments are parsed, so `--help` is instant.
 """
@@ -26,7 +27,7 @@ PROG = "shadow-run"
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-ASR_MODULE = "shadow_edge.runtime.asr"
+ASR_MODULE = "shadow_edge.speech"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,12 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--jsonl",
         metavar="FILE",
-        help='one JSON object per line with at least "text"; prints one JSON object per input line, in order '
-        '({"text", "program", "route", "accepted", "reason", "latency_ms"}); a bad line gives an object with '
-        'an "error" field and the run goes on ("-" reads standard input)',
+        help='one JSON object per line with at least "text", or "wav" (a WAV file, relative to FILE\'s folder); '
+        'prints one JSON object per input line, in order ({"text", "program", "route", "accepted", "reason", '
+        '"latency_ms"}, for speech also "heard" and "timings_ms" {"vad", "asr", "model"}); a bad line gives an '
+        'object with an "error" field and the run goes on ("-" reads standard input)',
     )
     source.add_argument(
         "--wav", metavar="FILE", help="a WAV file with a spoken command (speech recognition first)"
+    )
+    parser.add_argument(
+        "--asr-engine",
+        default=None,
+        choices=("whisper", "pocketsphinx-grammar"),
+        help="speech recogniser for --wav and wav lines: whisper (default; Whisper tiny.en on faster-whisper) or "
+        "pocketsphinx-grammar (light, command grammar only)",
+    )
+    parser.add_argument(
+        "--asr-model",
+        default=None,
+        metavar="DIR",
+        help="whisper engine: a CTranslate2 Whisper model directory instead of the bundled tiny.en",
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON objects instead of text")
     parser.add_argument(
@@ -101,6 +116,8 @@ def _jsonl_items(handle: TextIO) -> Iterator[tuple[int, str | None, dict[str, An
             continue
         if not isinstance(item, dict):
             yield number, None, {"line": number, "error": f"line {number}: expected a JSON object"}
+        elif "text" not in item and isinstance(item.get("wav"), str):
+            yield number, None, item  # spoken: recognised by the caller
         elif not isinstance(item.get("text"), str):
             problem = 'no "text" field' if "text" not in item else '"text" is not a string'
             yield number, None, {"line": number, "error": f"line {number}: {problem}", "input": item}
@@ -108,14 +125,21 @@ def _jsonl_items(handle: TextIO) -> Iterator[tuple[int, str | None, dict[str, An
             yield number, item["text"], item
 
 
-def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = None, heard: Any = None) -> None:
+    if heard is not None:  # a Transcript: what speech recognition heard, and where the time went
+        timings = {"vad": heard.vad_ms, "asr": heard.asr_ms, "model": result.latency_ms}
+        timings = {k: round(v, 3) for k, v in timings.items()}
     if as_json:
         out = result.to_json()
+        if heard is not None:
+            out.update(heard=heard.text, asr_engine=heard.engine, timings_ms=timings)
         rest = {k: v for k, v in (extra or {}).items() if k != "text"}
         if rest:  # the input line's other fields (id, reference program, ...), kept apart from the result's
             out["input"] = rest
         print(json.dumps(out, ensure_ascii=False), flush=True)
         return
+    if heard is not None:
+        print(f"heard: {heard.text!r} (vad {timings['vad']:.1f} ms, asr {timings['asr']:.1f} ms)", flush=True)
     verdict = "accepted" if result.accepted else "not executed"
     program = result.program or "-"
     print(f"{program}\t[{result.route}, {verdict}] {result.reason} ({result.latency_ms:.1f} ms)", flush=True)
@@ -127,18 +151,51 @@ def _open_jsonl(path: str) -> Any:
     return open(path, encoding="utf-8", errors="replace")
 
 
-def _transcribe(path: str) -> str:
+class _Speech:
+    """The speech front end, loaded on first use: one recogniser for every WAV of the run."""
+
+    def __init__(self, engine: str | None, model: str | None) -> None:
+        self.engine, self.model, self._recognizer, self._speech = engine, model, None, None
+
+    def transcribe(self, path: str) -> Any:
+        """The Transcript of `path` with text; ValueError (bad audio, nothing heard) or RuntimeError (no
+        recogniser) with the reason in words."""
+        if self._speech is None:
+            try:
+                self._speech = importlib.import_module(ASR_MODULE)
+            except ImportError:
+                raise RuntimeError(
+                    f"speech input needs the speech front end ({ASR_MODULE}): pip install 'shadow-edge[audio]'; "
+                    "give the command with --text instead"
+                ) from None
+        try:
+            samples = self._speech.read_wav(path)  # a bad file is refused before the recogniser is loaded
+        except self._speech.AudioError as exc:
+            raise ValueError(f"speech front end: {exc}") from None
+        if self._recognizer is None:
+            options = {"model_path": self.model} if self.model else {}
+            try:
+                self._recognizer = self._speech.make_recognizer(
+                    self.engine or self._speech.DEFAULT_ENGINE, **options
+                )
+            except (RuntimeError, ValueError) as exc:
+                raise RuntimeError(f"speech front end: {exc}") from None
+        try:
+            heard = self._recognizer.transcribe(samples)
+        except self._speech.AudioError as exc:
+            raise ValueError(f"speech front end: {path}: {exc}") from None
+        if not heard.text:
+            raise ValueError(f"speech front end: {path}: {heard.status}; nothing was sent to the model")
+        return heard
+
+
+def _speech_line(speech: _Speech, item: dict[str, Any], number: int, base: str) -> tuple[Any, dict[str, Any]]:
+    """(Transcript or None, the object to report) for a "wav" line; its path is relative to the JSONL's folder."""
+    path = os.path.join(base, item["wav"])
     try:
-        asr = importlib.import_module(ASR_MODULE)
-    except ImportError:
-        raise RuntimeError(
-            "--wav needs the speech front end (shadow_edge.runtime.asr), which is not available in this install; "
-            "give the command with --text instead"
-        ) from None
-    transcribe = getattr(asr, "transcribe_wav", None)
-    if transcribe is None:
-        raise RuntimeError(f"{ASR_MODULE} has no transcribe_wav(path); cannot read {path}")
-    return transcribe(path)
+        return speech.transcribe(path), item
+    except (ValueError, RuntimeError) as exc:
+        return None, {"line": number, "error": f"line {number}: {exc}", "input": item}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,13 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
         return EXIT_USAGE
 
-    text = args.text
+    text, heard = args.text, None
+    speech = _Speech(args.asr_engine, args.asr_model)
     if args.wav is not None:
         try:
-            text = _transcribe(args.wav)
-        except Exception as exc:  # the front end reports its own problems (missing file, bad WAV) in words
+            heard = speech.transcribe(args.wav)
+        except ValueError as exc:  # bad audio or nothing heard: the reason in words, no model, no motion
+            _error(str(exc))
+            return EXIT_USAGE
+        except RuntimeError as exc:  # no recogniser in this install
             _error(str(exc))
             return EXIT_ERROR
+        text = heard.text
     if args.jsonl not in (None, "-") and not os.access(args.jsonl, os.R_OK):
         _error(f"{args.jsonl}: cannot read it (missing or not readable)")  # before paying for the model
         return EXIT_USAGE
@@ -181,14 +243,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.jsonl is not None:
+            base = "." if args.jsonl == "-" else os.path.dirname(args.jsonl)
             with _open_jsonl(args.jsonl) as handle:
-                for _, line_text, item in _jsonl_items(handle):
+                for number, line_text, item in _jsonl_items(handle):
+                    line_heard = None
+                    if line_text is None and "wav" in item and "error" not in item:
+                        line_heard, item = _speech_line(speech, item, number, base)
+                        line_text = line_heard.text if line_heard is not None else None
                     if line_text is None:
                         print(json.dumps(item, ensure_ascii=False), flush=True)
                         continue
-                    _print_result(commander.run(line_text), args.json, item)
+                    _print_result(commander.run(line_text), args.json, item, line_heard)
         elif text is not None:
-            _print_result(commander.run(text), args.json)
+            _print_result(commander.run(text), args.json, heard=heard)
         else:
             for line in sys.stdin:
                 if line.strip():

