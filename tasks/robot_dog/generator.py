@@ -35,7 +35,23 @@ from shadow_edge.runtime.actions import canonicalize, format_number, load_spec
 
 log = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).with_name("data")
+
+def _data_dir() -> Path:
+    """The splits: beside this module in a clone (or an editable install), else in the installed shadow-edge-models
+    distribution (the shadow-edge wheel carries no training data). Not found: the clone's path, which
+    `load_split` then names."""
+    here = Path(__file__).with_name("data")
+    if here.is_dir():
+        return here
+    try:
+        from shadow_edge_models import task_data_dir
+
+        return task_data_dir("robot_dog")
+    except (ImportError, FileNotFoundError):
+        return here
+
+
+DATA_DIR = _data_dir()
 SPLITS = ("train", "validation", "test")
 LANGS = ("en", "zh")
 # examples per language in each split
