@@ -1,7 +1,8 @@
 """`shadow-serve MODEL_DIR`: the exported model as an HTTP service (uvicorn + Starlette), for the robots' remote route.
 
-Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the model, the token file or the address cannot be
-used, 2 for bad arguments. Nothing heavy is imported before the arguments are parsed.
+Exit status (the project's CLI convention): 0 after a clean shutdown (SIGINT/SIGTERM), 1 when it ran but failed (the
+address cannot be bound, the server stopped with an error), 2 for bad arguments or inputs (options, a token file
+that cannot be used, a MODEL_DIR that cannot run). Nothing heavy is imported before the arguments are parsed.
 """
 
 from __future__ import annotations
@@ -97,9 +98,9 @@ def _check_args(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format=f"{PROG}: %(message)s"
-    )
+    from shadow_edge.runtime.logs import setup_logging
+
+    setup_logging(args.verbose, prog=PROG, quiet=True, timestamps=True)
     problem = _check_args(args)
     if problem:
         _error(problem)
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = load_token(args.token_file)
     except TokenError as exc:
         _error(str(exc))
-        return EXIT_ERROR
+        return EXIT_USAGE
     try:
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
         sock = socket.create_server((args.host, args.port), family=family)
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelLoadError as exc:
         sock.close()
         _error(f"cannot run the model: {exc}")
-        return EXIT_ERROR
+        return EXIT_USAGE
     limits = ServeLimits(args.max_body_bytes, args.max_text_chars, args.max_concurrent, args.request_timeout)
     app = create_app(commander, token, limits, metrics=metrics, on_shutdown=commander.close)
     return _serve(app, sock, args, limits)

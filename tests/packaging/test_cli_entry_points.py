@@ -17,6 +17,7 @@ COMMANDS = {
     "shadow-run": ("shadow_edge.runtime.cli", ["MODEL_DIR", "--text", "sit down", "--json"], 4),
     "shadow-bench": ("shadow_edge.bench.cli", ["MODEL_DIR", "--against", "torch", "--json"], 4),
     "shadow-dog": ("shadow_dog.main", ["--transport", "dds"], 5),
+    "shadow-serve": ("shadow_edge.serve.cli", ["MODEL_DIR", "--token-file", "TOKEN"], None),
 }
 
 # Every option of docs/spec/cli.md, as it must appear in --help.
@@ -30,6 +31,7 @@ CONTRACT_OPTIONS = {
         "--params",
         "--model-dir",
     ],  # issue 5's node without ros2 launch
+    "shadow-serve": ["MODEL_DIR", "--host", "--port", "--token-file", "--max-batch"],
 }
 
 

@@ -175,13 +175,13 @@ def test_cli_refuses_to_start_without_a_usable_token(tmp_path, capsys, monkeypat
     (tmp_path / "empty").write_text("\n")
     (tmp_path / "short").write_text("abc\n")
     for name, message in [("missing", "cannot read"), ("empty", "empty"), ("short", "at least")]:
-        assert main([str(model_dir), "--token-file", str(tmp_path / name)]) == 1
+        assert main([str(model_dir), "--token-file", str(tmp_path / name)]) == 2
         assert message in capsys.readouterr().err
 
 
 def test_cli_bad_model_dir_and_arguments(tmp_path, capsys):
     path, _ = token_file(tmp_path)
-    assert main([str(tmp_path / "nothing"), "--token-file", str(path), "--port", "0"]) == 1
+    assert main([str(tmp_path / "nothing"), "--token-file", str(path), "--port", "0"]) == 2
     assert "cannot run the model" in capsys.readouterr().err
     assert main([str(tmp_path), "--token-file", str(path), "--max-batch", "0"]) == 2
     with pytest.raises(SystemExit) as exit_:
