@@ -18,13 +18,14 @@ Libraries and the thin layer over them:
   as a conjunction ("once you are there"), the article "a" ("a metre", "a bit") and fractions of a turn ("a
   quarter turn", "half a turn", "three quarters").
 - Chinese: `cn2an` (`cn2an.cn2an`, "normal" mode, so 两 counts) converts a numeral span to its value. Its
-  sentence mode (`cn2an.transform`) is unusable for commands: it turns 一下/一点/一些/一起/一圈 into 1下/1点/1些/1起/1圈,
-  leaves 三米半 as 3米半 and 一米二 as 1米2, and skips 两 before 声: it gets 34 of the 68 Chinese cases of the test table
-  right. So the spans are found here: a numeral run, with 米半 and 个半米 (3.5米), 米 plus one digit (1.2米) and 半米
-  (0.5米). Runs of bare digits (三四米 "three or four metres", 一二三) are ambiguous and kept; so are 一 in words (一下,
-  一点 without a digit after it, 一些, 一段, 一起, 一会儿, 一整圈, 一半, 统一, 跳一跳, 一步一步 ...), 一个 as the article "a", and 一圈/半圈,
-  which the model maps. Counts such as 一次/一声 are converted, and 第 + numeral like any numeral (第二支舞 -> 第2支舞,
-  第一步 -> 第1步).
+  sentence mode (`cn2an.transform`) is unusable for commands: it turns 一下/一点/一些/一起/一圈 into
+  1下/1点/1些/1起/1圈, leaves 三米半 as 3米半 and 一米二 as 1米2, and skips 两 before 声: it gets 34 of
+  the 68 Chinese cases of the test table right. So the spans are found here: a numeral run, with 米半 and
+  个半米 (3.5米), 米 plus one digit (1.2米) and 半米 (0.5米). Runs of bare digits (三四米 "three or four
+  metres", 一二三) are ambiguous and kept; so are 一 in words (一下, 一点 without a digit after it, 一丢丢,
+  一些, 一段, 一起, 一会儿, 一整圈, 一半, 统一, 另一支舞, 这一次, 跳一跳, 一步一步 ...), 一个 as the article
+  "a", and 一圈/半圈, which the model maps. Counts such as 一次/一声 are converted, and 第 + numeral like
+  any numeral (第二支舞 -> 第2支舞, 第一步 -> 第1步).
 - Both are light: text2num 3.x is one compiled extension without dependencies (wheels for x86_64 and aarch64
   Linux), cn2an is pure Python and needs only `proces` (pure Python). Their versions are pinned in the
   `runtime` extra because training data is encoded with this function. Packaging wart: the cn2an 0.5.24 and
@@ -109,14 +110,28 @@ _HALVABLE_UNITS = frozenset(
     | {"degree", "degrees"}
 )
 _FRACTION_WORDS = frozenset({"halves", "quarter", "quarters", "third", "thirds"})
-# "one" as a pronoun, and repetition idioms: not a number the user gave.
+# "one" as a pronoun ("the other one", "dance the second one", "one of"): not a number the user gave.
 _ONE_PRONOUN_BEFORE = frozenset(
-    {"the", "this", "that", "which", "no", "any", "every", "each", "another", "by"}
+    {"the", "this", "that", "which", "no", "any", "every", "each", "another", "other", "same", "only"}
+    | {"first", "second", "third", "last", "next"}
 )
-_ONE_PRONOUN_AFTER = frozenset({"of", "another", "by"})
-# "once more", "once again"; "once you are there" (a conjunction)
+_ONE_PRONOUN_AFTER = frozenset({"of", "another"})
+_COUNTED_NOUNS = _HALVABLE_UNITS | {
+    "m",
+    "cm",
+    "time",
+    "times",
+    "step",
+    "steps",
+    "bark",
+    "barks",
+    "turn",
+    "turns",
+}
+# "once more", "once again" repeat; "once that's done", "once you are there" are conjunctions.
 _ONCE_IDIOM_AFTER = frozenset(
-    {"more", "again", "upon", "you", "we", "i", "it", "he", "she", "they", "the", "that"}
+    {"more", "again", "upon", "you", "we", "i", "it", "he", "she", "they", "the", "that", "this", "there"}
+    | {"done", "finished", "ready", "complete", "completed"}
 )
 _ADVERB_COUNTS = {"once": "1 time", "twice": "2 times", "thrice": "3 times"}
 _ADDED_FRACTIONS = {"half": Decimal("0.5"), "quarter": Decimal("0.25")}
@@ -146,17 +161,13 @@ def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int):
     word = words[i]
     prev_word = words[i - 1] if i > 0 else ""
     next_word = words[i + 1] if i + 1 < len(words) else ""
-    if word == "one" and (prev_word in _ONE_PRONOUN_BEFORE or next_word in _ONE_PRONOUN_AFTER):
-        return 1, []
-    if word == "one" and next_word == "more" and (i + 2 == len(words) or words[i + 2] in ("time", "times")):
-        return 1, []  # "one more time" repeats; "one more metre" is a number
-    if word == "once" and (prev_word == "at" or next_word in _ONCE_IDIOM_AFTER):
+    if (word == "one" and _is_pronoun_one(words, i)) or (word == "once" and _is_idiom_once(words, i)):
         return 1, []
     if word in _ADVERB_COUNTS:
         return 1, [(tokens[i].start, tokens[i].end, _ADVERB_COUNTS[word])]
-    # "half a metre", "a half metre" -> "0.5 metres"
+    # "half a metre", "a half metre" -> "0.5 metres" (but not the end of "for and a half metres")
     for pattern in (("half", "a"), ("a", "half")):
-        if tuple(words[i : i + 2]) == pattern and _adjacent(text, tokens, i, i + 3):
+        if tuple(words[i : i + 2]) == pattern and prev_word != "and" and _adjacent(text, tokens, i, i + 3):
             unit = words[i + 2] if i + 2 < len(words) else ""
             if unit in _HALVABLE_UNITS:
                 return 3, [(tokens[i].start, tokens[i + 2].end, "0.5 " + _plural(text, tokens[i + 2]))]
@@ -173,19 +184,46 @@ def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int):
     return consumed - i, edits
 
 
+def _is_pronoun_one(words: list[str], i: int) -> bool:
+    prev_word = words[i - 1] if i > 0 else ""
+    after = words[i + 1 : i + 3]
+    # Digits after it do not count: they may be this module's output ("the one twice" -> "the one 2 times").
+    counts = bool(after) and (after[0] in _COUNTED_NOUNS or _is_cardinal(after[0]))
+    if prev_word in _ONE_PRONOUN_BEFORE and not counts:
+        return True  # but "the first one metre", "that one time", "the one hundred" count
+    if after and after[0] in _ONE_PRONOUN_AFTER:
+        return True
+    if after == ["by", "one"] or (prev_word == "by" and i > 1 and words[i - 2] == "one"):
+        return True  # one by one
+    # "one more time" repeats; "one more metre" is a number
+    return bool(after) and after[0] == "more" and (len(after) == 1 or after[1] in ("time", "times"))
+
+
+def _is_idiom_once(words: list[str], i: int) -> bool:
+    """ "at once", "once more", "once that's done", "once you are there": no count."""
+    next_word = words[i + 1].split("'")[0] if i + 1 < len(words) else ""
+    return (i > 0 and words[i - 1] == "at") or next_word in _ONCE_IDIOM_AFTER
+
+
 def _number_edits(text: str, tokens: list[_Token], words: list[str], i: int, end: int):
     """(end of what was consumed, edits) for the number tokens[i:end] and an "and a half" after it."""
     value = _single_value(words[i:end])
-    if value is not None:
-        added = _added_fraction(words, end) if _adjacent(text, tokens, end - 1, end + 3) else None
-        if added is not None:  # "two and a half" -> "2.5"
-            return end + 3, [(tokens[i].start, tokens[end + 2].end, _decimal_text(value + added))]
-        unit = words[end] if end < len(words) else ""
-        if unit in _HALVABLE_UNITS and _adjacent(text, tokens, end - 1, end + 4):
-            added = _added_fraction(words, end + 1)
-            if added is not None:  # "two metres and a half" -> "2.5 metres"
-                replacement = f"{_decimal_text(value + added)} {_plural(text, tokens[end])}"
-                return end + 4, [(tokens[i].start, tokens[end + 3].end, replacement)]
+    unit = words[end] if end < len(words) and words[end] in _HALVABLE_UNITS else ""
+    if _adjacent(text, tokens, end - 1, end + 3) and (added := _added_fraction(words, end)) is not None:
+        if value is None:
+            return end, []  # "five zero and a half": which number has the half? left as words
+        return end + 3, [(tokens[i].start, tokens[end + 2].end, _decimal_text(value + added))]  # 2.5
+    if (
+        unit
+        and _adjacent(text, tokens, end - 1, end + 4)
+        and (added := _added_fraction(words, end + 1)) is not None
+    ):
+        if value is None:
+            return end, []
+        replacement = (
+            f"{_decimal_text(value + added)} {_plural(text, tokens[end])}"  # "two metres and a half"
+        )
+        return end + 4, [(tokens[i].start, tokens[end + 3].end, replacement)]
     if _DIGITS.fullmatch(words[i]):
         return end, []  # digits stay as they are
     if end < len(words) and words[end] in _FRACTION_WORDS and _adjacent(text, tokens, end - 1, end + 1):
@@ -326,8 +364,9 @@ _ZH_NUMBER = re.compile(
 )
 # 一 in words, not a count: 一下 一些 一段 一起 一会儿 一整圈 一直 一样 一点(儿/点) 一半 ...; 一个 as the article "a";
 # 一圈/一周 stay for the model.
-_YI_WORD_NEXT = frozenset("下些段起会整直样边切共旦定般口圈周同齐律概向点路阵番半旁侧趟个只动模开")
-_YI_WORD_PREV = frozenset("统唯同单之专逐划")
+_YI_WORD_NEXT = frozenset("下些段起会整直样边切共旦定般口圈周同齐律概向点路阵番半旁侧趟个只动模开丢")
+# 统一 唯一 同一 单一 之一 逐一; 另一支舞 / 另外一支 (another), 这一/那一/每一/某一 (this, that, every, some)
+_YI_WORD_PREV = frozenset("统唯同单之专逐划另外这那每某")
 # Other numerals in words: 十分 (very, but 十分钟 is ten minutes), 十足, 四周/四处 (all around), 两边 (both sides).
 _WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "两": frozenset("边侧旁")}
 
