@@ -170,7 +170,12 @@ def _numbers_as_digits(words: list[str]) -> list[str]:
     for i, word in enumerate(words):
         if word in _NUMBER_WORDS:
             n = _NUMBER_WORDS[word]
-            value = n if value is None else (value + n if value % 10 == 0 and n < 10 else value * 10 + n)
+            if value is None:
+                value = n
+            elif (value % 100 == 0 and n < 100) or (value % 10 == 0 and n < 10):
+                value += n  # "one hundred twenty", "twenty five"
+            else:
+                value = value * 10 + n  # digits read one by one
             continue
         if word == "hundred" and (value is not None or (out and out[-1] == "a")):
             if value is None:

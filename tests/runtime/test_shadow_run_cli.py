@@ -96,7 +96,7 @@ def test_stdin_lines(model_dir, capsys, monkeypatch):
     [
         (["--text", "sit"], "cannot run the model", 2),  # model dir missing: bad input
         (["--jsonl", "{tmp}/missing.jsonl"], "cannot read it", 2),
-        (["--wav", "{tmp}/a.wav"], "speech front end", 1),
+        (["--wav", "{tmp}/a.wav"], "speech front end", 2),  # a missing WAV: bad input
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message, status, tmp_path, capsys, model_dir):

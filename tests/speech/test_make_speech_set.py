@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,
     reason="espeak-ng and sox make the test speech",
 )
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_speech_set.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_speech_set.py"
 
 
 def make(out: Path, *args: str) -> list[dict]:

@@ -82,9 +82,9 @@ class NodeConfig:
     audio_device: int = -1
     audio_rate: int = 16000
     audio_chunk: int = 480
-    asr_engine: str = "pocketsphinx"
-    vad_threshold_db: float = -35.0
-    vad_silence_s: float = 0.5
+    asr_engine: str = "whisper"
+    vad_threshold: float = 0.5
+    vad_silence_s: float = 0.3
     wav_dir: str = ""
     # -- records ------------------------------------------------------------------------------------------------------
     record_mcap: str = ""
@@ -158,9 +158,9 @@ PARAMETER_DOCS: dict[str, str] = {
     "audio_device": "pyaudio input device index; -1: the default device",
     "audio_rate": "capture sample rate in Hz (the recogniser wants 16000)",
     "audio_chunk": "samples per capture chunk (480 = 30 ms at 16 kHz)",
-    "asr_engine": "speech recogniser: pocketsphinx",
-    "vad_threshold_db": "voice-activity threshold in dBFS: louder chunks count as speech",
-    "vad_silence_s": "seconds of silence that end an utterance",
+    "asr_engine": "speech recogniser: whisper (Whisper tiny.en) or pocketsphinx-grammar (light, command grammar)",
+    "vad_threshold": "Silero VAD speech probability (0..1) at which speech starts",
+    "vad_silence_s": "hangover: seconds below the VAD threshold that end an utterance",
     "wav_dir": "directory watched for new .wav files, each recognised as one spoken command; empty: off",
     "record_mcap": "MCAP file to record every input and output to (ROS 2 format, for replay); empty: off",
 }
@@ -234,8 +234,12 @@ def _validate(config: NodeConfig) -> None:
         topic = getattr(config, name)
         if not topic or any(ch.isspace() for ch in topic):
             raise ConfigError(f"{name}: not a topic name: {topic!r}")
-    if config.asr_engine not in ("pocketsphinx",):
-        raise ConfigError(f"asr_engine: unsupported engine {config.asr_engine!r} (supported: pocketsphinx)")
+    if config.asr_engine not in ("whisper", "pocketsphinx-grammar"):
+        raise ConfigError(
+            f"asr_engine: unsupported engine {config.asr_engine!r} (supported: whisper, pocketsphinx-grammar)"
+        )
+    if not 0.0 < config.vad_threshold < 1.0:
+        raise ConfigError(f"vad_threshold must be in (0, 1), got {config.vad_threshold}")
     if not all(p.strip() for p in config.stop_phrases):
         raise ConfigError("stop_phrases: empty phrase")
     try:

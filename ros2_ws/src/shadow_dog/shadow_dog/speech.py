@@ -1,9 +1,13 @@
-"""Speech into the node: WAV files (given, or dropped into `wav_dir`) through the runtime's recogniser.
+"""Speech into the node: WAV files (given, or dropped into `wav_dir`) and the microphone, through
+`shadow_edge.speech` (engine `asr_engine`, Silero VAD with `vad_threshold` and `vad_silence_s` of hangover).
 
-Recognition runs on its own thread, so the control loop and the stop topic never wait for it. Each utterance is
-timed: the speech end (for a file: when it was handed over, the audio having ended before), recognition time, and
-the node records text -> program -> first motion from there. Audio the recogniser cannot read is refused with
-its reason on ~/program; it never reaches the model.
+Recognition runs on its own threads, so the control loop and the stop topic never wait for it; the microphone keeps
+listening while the dog moves, and a spoken "stop" is decided early (speech_end -> halt without the rest of the
+hangover or the model). Each utterance is timed: the speech end (microphone: the end of the last speech frame; a
+file: when it was handed over, the audio having ended before), recognition time, and the node records text ->
+program -> first motion from there. Audio that cannot be used (unreadable, silent, clipped, no speech, nothing the
+recogniser trusts) is refused with its reason on ~/program; it never reaches the model. A microphone that is
+missing or disappears mid-stream is an audio diagnostics error; nothing moves because of it.
 """
 
 from __future__ import annotations
@@ -37,15 +41,17 @@ class SpeechFrontEnd:
 
     def start(self) -> None:
         try:
-            from shadow_edge.runtime.asr import Recognizer, read_wav
+            from shadow_edge.speech import make_recognizer, read_wav
 
-            self._recognizer = Recognizer(threshold_db=self.config.vad_threshold_db)
-        except Exception as exc:  # ImportError, AudioError (no pocketsphinx), a model that does not load
+            self._recognizer = make_recognizer(
+                self.config.asr_engine, vad_threshold=self.config.vad_threshold
+            )
+        except Exception as exc:  # ImportError, EngineError (no faster-whisper, model missing or damaged)
             self._transcribe = None
             self.logic.set_audio_status(DIAG_WARN, f"no speech recogniser ({exc}): text topic only")
         else:
             recognizer = self._recognizer
-            self._transcribe = lambda path: recognizer.transcribe(read_wav(path)).text
+            self._transcribe = lambda path: recognizer.transcribe(read_wav(path))
             self.logic.set_audio_status(
                 DIAG_OK,
                 f"no audio capture configured: text topic and WAV input only ({recognizer.describe()})",
@@ -64,22 +70,24 @@ class SpeechFrontEnd:
 
     def _start_capture(self) -> None:
         try:
-            from shadow_edge.runtime.asr import MicrophoneCapture
+            from shadow_edge.speech.capture import MicrophoneCapture
         except ImportError as exc:
             self.logic.set_audio_status(
                 DIAG_ERROR, f"audio capture unavailable ({exc}): text topic and WAV only"
             )
             return
+        if self._recognizer is None:
+            return  # the recogniser's status says why
         try:
             self._capture = MicrophoneCapture(
+                self._recognizer,
                 device=None if self.config.audio_device < 0 else self.config.audio_device,
                 rate=self.config.audio_rate,
                 chunk=self.config.audio_chunk,
-                threshold_db=self.config.vad_threshold_db,
-                silence_s=self.config.vad_silence_s,
-                recognizer=self._recognizer,
+                hangover_s=self.config.vad_silence_s,
+                early_accept=lambda text: self.logic.stop_phrases.match(text) is not None,
             )
-            self._capture.start(self._on_utterance)
+            self._capture.start(self._on_utterance, self._on_capture_error)
         except Exception as exc:  # no pyaudio, no device, device busy
             self._capture = None
             self.logic.set_audio_status(DIAG_WARN, f"no audio capture ({exc}): text topic and WAV input only")
@@ -87,8 +95,16 @@ class SpeechFrontEnd:
             return
         self.logic.set_audio_status(DIAG_OK, f"listening: {self._capture.describe()}")
 
-    def _on_utterance(self, text: str, speech_end_at: float, asr_ms: float) -> None:
-        self.logic.submit_speech(text, speech_end_at=speech_end_at, asr_ms=asr_ms, source="speech")
+    def _on_utterance(self, transcript, speech_end_at: float) -> None:
+        if not transcript.text:
+            self.logic.refuse_input("microphone", f"audio refused: {transcript.status}", "speech")
+            return
+        self.logic.submit_speech(
+            transcript.text, speech_end_at=speech_end_at, asr_ms=transcript.total_ms, source="speech"
+        )
+
+    def _on_capture_error(self, message: str) -> None:
+        self.logic.set_audio_status(DIAG_ERROR, f"{message}: text topic and WAV input only")
 
     def submit_wav(self, path: str) -> None:
         """Queue a WAV file for recognition (refused when the queue is full or there is no recogniser)."""
@@ -125,12 +141,18 @@ class SpeechFrontEnd:
         speech_end = self.logic.clock()
         start = time.perf_counter()
         try:
-            text = self._transcribe(path)  # type: ignore[misc]
+            transcript = self._transcribe(path)  # type: ignore[misc]
         except Exception as exc:  # AudioError with a reason, or anything the recogniser raised
             self.logic.refuse_input(path, f"audio refused: {exc}", "wav")
             return
+        if not transcript.text:  # no speech, or nothing the recogniser trusts: never the model
+            self.logic.refuse_input(path, f"audio refused: {transcript.status}", "wav")
+            return
         self.logic.submit_speech(
-            text, speech_end_at=speech_end, asr_ms=(time.perf_counter() - start) * 1000.0, source="wav"
+            transcript.text,
+            speech_end_at=speech_end,
+            asr_ms=(time.perf_counter() - start) * 1000.0,
+            source="wav",
         )
 
     def _watch_dir(self) -> None:
