@@ -291,10 +291,10 @@ def sim_rates(outcomes: list[dict[str, Any] | None]) -> dict[str, dict[str, Any]
 
 
 def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))], 2)
+    """The q-th percentile (numpy's, as every report of the project), rounded; None for no values."""
+    from shadow_edge.runtime.stats import percentile
+
+    return round(percentile(values, q), 2) if values else None
 
 
 def summarise(system: str, worker: dict, rows: list[dict], cache: SimCache) -> dict[str, Any]:
