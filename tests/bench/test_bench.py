@@ -461,3 +461,15 @@ def test_spread_covers_the_split():
     texts = [str(i) for i in range(100)]
     assert strided(texts, 10) == [str(i) for i in range(0, 100, 10)]
     assert strided(texts, 0) == texts and strided(texts, 500) == texts
+
+
+def test_cli_starts_the_bench_packages_own_helpers():
+    """References and the plot run in their own processes from this package, never from the exporter's."""
+    from importlib.util import find_spec
+
+    for module in (bench_cli.REFERENCE_MODULE, bench_cli.PLOT_MODULE):
+        assert module.startswith("shadow_edge.bench.") and find_spec(module) is not None
+    command = bench_cli.reference_command(
+        "torch", {"adapter": "a", "base": None}, max_new_tokens=8, threads=1, cache_dir=Path("c")
+    )
+    assert command[1:3] == ["-m", "shadow_edge.bench.references"]
