@@ -155,6 +155,9 @@ CHINESE = [
     ("转一个圈", "转一个圈"),
     ("一边走一边叫", "一边走一边叫"),
     ("跳另一支舞", "跳另一支舞"),
+    ("向左拐四分之一圈", "向左拐四分之一圈"),
+    ("转四分之三圈", "转四分之三圈"),
+    ("走整整八十公分之后坐下", "走整整80公分之后坐下"),
     ("跳另外一支舞", "跳另外一支舞"),
     ("这一次叫三声", "这一次叫3声"),
     ("往前走一丢丢", "往前走一丢丢"),
@@ -266,13 +269,17 @@ def test_unknown_language_is_refused():
         normalize_numbers("two metres", "fr")
 
 
-# Word salad from the pieces the rules look at: neighbours that change must not change a decision on a second pass.
+# Word salad from the pieces the rules look at: neighbours that change must not change a decision on a
+# second pass.
 _FUZZ_TEXT = (
-    "one two three twenty five hundred thousand and a an half quarter point zero metre metres degrees the once "
-    "twice more time of turn , . 2 3.5 - one-eighty forty-five minus times at"
+    "one two three twenty five hundred thousand and a an half quarter quarters point zero "
+    "metre metres degrees the once twice more time of turn , . 2 3.5 - one-eighty forty-five "
+    "minus times at by other second that's done eighty sixty"
 )
 _FUZZ_WORDS = tuple(_FUZZ_TEXT.split())
-_FUZZ_CHARS = list("零〇一二两三四五六七八九十百千万亿点半米个厘度声次步圈下第支舞，2.5 ")
+_FUZZ_CHARS = list(
+    "零〇一二两三四五六七八九十百千万亿点半米个厘度声次步圈下第支舞，2.5 另外这丢分钟四周边之公"
+)
 
 
 @settings(derandomize=True, max_examples=400, deadline=None)
