@@ -51,6 +51,7 @@ from text_to_num import alpha2digit
 __all__ = ["Normalized", "normalize_numbers"]
 
 LANGUAGES = ("en", "zh")
+Edit = tuple[int, int, str]  # (start, end, replacement) in the input text
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def normalize_numbers(text: str, lang: str | None = None) -> Normalized:
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
-def _apply(text: str, edits: list[tuple[int, int, str]]) -> Normalized:
+def _apply(text: str, edits: list[Edit]) -> Normalized:
     """Apply non-overlapping (start, end, replacement) edits given in text order."""
     if not edits:
         return Normalized(text, ())
@@ -99,8 +100,10 @@ def _decimal_text(value: Decimal) -> str:
 _EN_TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|[0-9]+(?:\.[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
-_TEENS += ("nineteen",)
+_TEENS = (
+    *("ten", "eleven", "twelve", "thirteen", "fourteen"),
+    *("fifteen", "sixteen", "seventeen", "eighteen", "nineteen"),
+)
 _TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _SCALES = ("hundred", "thousand", "million")
 _CARDINALS = frozenset(_DIGIT_WORDS + _TEENS + _TENS + _SCALES)
@@ -116,18 +119,10 @@ _ONE_PRONOUN_BEFORE = frozenset(
     | {"first", "second", "third", "last", "next"}
 )
 _ONE_PRONOUN_AFTER = frozenset({"of", "another"})
-_COUNTED_NOUNS = _HALVABLE_UNITS | {
-    "m",
-    "cm",
-    "time",
-    "times",
-    "step",
-    "steps",
-    "bark",
-    "barks",
-    "turn",
-    "turns",
-}
+# After "the one", these make it a count again: "the first one metre", "that one time".
+_COUNTED_NOUNS = (
+    _HALVABLE_UNITS | {"m", "cm", "time", "times", "step", "steps"} | {"bark", "barks", "turn", "turns"}
+)
 # "once more", "once again" repeat; "once that's done", "once you are there" are conjunctions.
 _ONCE_IDIOM_AFTER = frozenset(
     {"more", "again", "upon", "you", "we", "i", "it", "he", "she", "they", "the", "that", "this", "there"}
@@ -144,10 +139,10 @@ class _Token:
     word: str  # lower case
 
 
-def _english_edits(text: str) -> list[tuple[int, int, str]]:
+def _english_edits(text: str) -> list[Edit]:
     tokens = [_Token(m.start(), m.end(), m.group().lower()) for m in _EN_TOKEN.finditer(text)]
     words = [t.word for t in tokens]
-    edits: list[tuple[int, int, str]] = []
+    edits: list[Edit] = []
     i = 0
     while i < len(tokens):
         step, new_edits = _english_rule_at(text, tokens, words, i)
@@ -156,7 +151,7 @@ def _english_edits(text: str) -> list[tuple[int, int, str]]:
     return edits
 
 
-def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int):
+def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int) -> tuple[int, list[Edit]]:
     """(tokens consumed, edits) for the rule that applies at token i (first match wins)."""
     word = words[i]
     prev_word = words[i - 1] if i > 0 else ""
@@ -205,7 +200,9 @@ def _is_idiom_once(words: list[str], i: int) -> bool:
     return (i > 0 and words[i - 1] == "at") or next_word in _ONCE_IDIOM_AFTER
 
 
-def _number_edits(text: str, tokens: list[_Token], words: list[str], i: int, end: int):
+def _number_edits(
+    text: str, tokens: list[_Token], words: list[str], i: int, end: int
+) -> tuple[int, list[Edit]]:
     """(end of what was consumed, edits) for the number tokens[i:end] and an "and a half" after it."""
     value = _single_value(words[i:end])
     unit = words[end] if end < len(words) and words[end] in _HALVABLE_UNITS else ""
@@ -315,7 +312,7 @@ def _single_value(words: list[str]) -> Decimal | None:
     return Decimal(converted) if _DIGITS.fullmatch(converted) else None
 
 
-def _cardinal_edits(run: list[_Token]) -> list[tuple[int, int, str]]:
+def _cardinal_edits(run: list[_Token]) -> list[Edit]:
     """text2num's digits for a run of number words, one edit per number it found ("one and two" -> 1, 2)."""
     source = _library_words([t.word for t in run])
     target = _alpha2digit(" ".join(source)).split()
@@ -371,8 +368,8 @@ _YI_WORD_PREV = frozenset("统唯同单之专逐划另外这那每某")
 _WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "两": frozenset("边侧旁")}
 
 
-def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
-    edits: list[tuple[int, int, str]] = []
+def _chinese_edits(text: str) -> list[Edit]:
+    edits: list[Edit] = []
     for match in _ZH_NUMBER.finditer(text):
         edit = _chinese_edit(text, match)
         if edit is None:
@@ -388,7 +385,7 @@ def _chinese_edits(text: str) -> list[tuple[int, int, str]]:
     return edits
 
 
-def _chinese_edit(text: str, match: re.Match[str]) -> tuple[int, int, str] | None:
+def _chinese_edit(text: str, match: re.Match[str]) -> Edit | None:
     if match.group("half"):
         return match.start(), match.end(), "0.5"
     number, tail = match.group("num"), match.group("tail")
