@@ -184,10 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_BAD_INPUT
 
+    from shadow_edge.export import ExportFailed, ExportOptions, export
     from shadow_edge.export.base_model import BaseModelError
     from shadow_edge.export.checkpoint import CheckpointError
     from shadow_edge.export.output_dir import OutputDirError
-    from shadow_edge.export.pipeline import ExportFailed, ExportOptions, export
 
     options = ExportOptions(
         base=args.base,
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
     )
     try:
-        result = export(options)
+        result = export(options).to_dict()
     except (CheckpointError, BaseModelError, OutputDirError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

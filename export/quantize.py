@@ -49,6 +49,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -376,59 +377,119 @@ def _excluded(model: onnx.ModelProto, keep_fp32: Sequence[str], heads: list[str]
 # ----------------------------------------------------------------------------------------------------------
 
 
-def quantize_decoder(
-    fp32_path: str | Path,
-    out_path: str | Path,
-    precision: str,
-    calibration_reader: CalibrationDataReader | None = None,
-    *,
-    keep_fp32: Sequence[str] = DEFAULT_KEEP_FP32,
-    per_channel: bool | None = None,
-    reduce_range: bool = False,
-    int8_method: str = DEFAULT_INT8_METHOD,
-    block_size: int = 32,
-    accuracy_level: int | None = 4,
-    calibrate_method: str = "minmax",
-    external_data: bool | None = None,
-) -> dict[str, Any]:
-    """Quantize the FP32 decoder at `fp32_path` to `precision` and write it to `out_path`.
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """How to quantize, beyond the precision. `per_channel` applies to both INT8 precisions. `reduce_range` (7-bit
+    weights) only helps on x86 CPUs without VNNI. `block_size` and `accuracy_level` (4 = int8 activations inside
+    MatMulNBits, the fast path on ARM) apply to the MatMulNBits kernels. `calibrate_method` ("minmax",
+    "percentile", "entropy") applies to INT8-QDQ. `external_data` None: as the input, or when the weights are
+    over 1.8 GB."""
 
-    `per_channel` defaults to True for both INT8 precisions. `reduce_range` (7-bit weights) only helps on x86
-    CPUs without VNNI. `block_size` and `accuracy_level` (4 = int8 activations inside MatMulNBits, the fast path
-    on ARM) apply to INT4. `calibrate_method` ("minmax", "percentile", "entropy") applies to INT8-QDQ, which
-    requires `calibration_reader`. `external_data` defaults to "as the input, or when the weights are > 1.8 GB".
+    keep_fp32: tuple[str, ...] = DEFAULT_KEEP_FP32
+    per_channel: bool = DEFAULT_PER_CHANNEL
+    reduce_range: bool = False
+    int8_method: str = DEFAULT_INT8_METHOD
+    block_size: int = 32
+    accuracy_level: int | None = 4
+    calibrate_method: str = "minmax"
+    external_data: bool | None = None
 
-    Returns a report: what was quantized and kept float, node counts by op type, sizes, time. Raises
-    QuantizeError naming the file and the problem.
-    """
-    start = time.perf_counter()
-    fp32_path, out_path = Path(fp32_path), Path(out_path)
-    keep_fp32 = tuple(keep_fp32)
+    def check(self) -> None:
+        if self.int8_method not in INT8_METHODS:
+            raise QuantizeError(f"unknown int8_method {self.int8_method!r}; expected one of {INT8_METHODS}")
+        if self.block_size not in BLOCK_SIZES:
+            raise QuantizeError(f"block_size must be one of {BLOCK_SIZES}, not {self.block_size}")
+        if self.calibrate_method not in CALIBRATION_METHODS:
+            raise QuantizeError(
+                f"unknown calibrate_method {self.calibrate_method!r}; expected one of {list(CALIBRATION_METHODS)}"
+            )
+
+
+def _check_request(
+    precision: str, calibration_reader: CalibrationDataReader | None, settings: QuantizeSettings
+) -> None:
     if precision not in PRECISIONS:
         hint = " (fp32 needs no quantization: use the exported model as it is)" if precision == "fp32" else ""
         raise QuantizeError(f"unknown precision {precision!r}; expected one of {PRECISIONS}{hint}")
     if precision == "int8-qdq" and calibration_reader is None:
         raise QuantizeError("int8-qdq (static QDQ INT8) needs a calibration_reader")
-    if int8_method not in INT8_METHODS:
-        raise QuantizeError(f"unknown int8_method {int8_method!r}; expected one of {INT8_METHODS}")
-    if block_size not in BLOCK_SIZES:
-        raise QuantizeError(f"block_size must be one of {BLOCK_SIZES}, not {block_size}")
-    if calibrate_method not in CALIBRATION_METHODS:
-        raise QuantizeError(
-            f"unknown calibrate_method {calibrate_method!r}; expected one of {list(CALIBRATION_METHODS)}"
-        )
+    settings.check()
+
+
+def _needs_external_data(source: onnx.ModelProto, fp32_path: Path, settings: QuantizeSettings) -> bool:
+    if settings.external_data is not None:
+        return settings.external_data
+    weights = sum(init.ByteSize() for init in source.graph.initializer)
+    return weights > EXTERNAL_DATA_THRESHOLD or any(
+        uses_external_data(init)
+        for init in onnx.load(str(fp32_path), load_external_data=False).graph.initializer
+    )
+
+
+def _quantize_matmuls(
+    pre: Path, quantized: Path, model: onnx.ModelProto, precision: str, reader: CalibrationDataReader | None,
+    to_quantize: list[str], excluded: list[str], settings: QuantizeSettings, external: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Quantize the chosen weight MatMuls of `pre` (loaded as `model`) into `quantized`; what was done, for the report."""
+    per_channel, reduce_range = settings.per_channel, settings.reduce_range
+    if precision == "int8" and settings.int8_method == "dynamic":
+        quantize_dynamic(
+            str(pre), str(quantized), op_types_to_quantize=["MatMul"], per_channel=per_channel,
+            reduce_range=reduce_range, weight_type=QuantType.QInt8, nodes_to_quantize=to_quantize,
+            nodes_to_exclude=excluded, use_external_data_format=external,
+            extra_options={"MatMulConstBOnly": True},
+        )  # fmt: skip
+        return dict(method="dynamic INT8 (DynamicQuantizeLinear + MatMulInteger)", per_channel=per_channel,
+                    reduce_range=reduce_range, weight_type="QInt8")  # fmt: skip
+    if precision == "int8-qdq":
+        counting = _CountingReader(reader)
+        quantize_static(
+            str(pre), str(quantized), counting, quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+            per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8, nodes_to_quantize=to_quantize, nodes_to_exclude=excluded,
+            use_external_data_format=external, calibrate_method=CALIBRATION_METHODS[settings.calibrate_method],
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "OpTypesToExcludeOutputQuantization": ["MatMul"],
+                "CalibMaxIntermediateOutputs": 64,
+            },
+        )  # fmt: skip
+        return dict(method="static QDQ INT8 (symmetric, for TensorRT)", per_channel=per_channel,
+                    activation_type="QInt8", weight_type="QInt8", calibrate_method=settings.calibrate_method,
+                    calibration_samples=counting.count)  # fmt: skip
+    bits = 4 if precision == "int4" else 8
+    not_targeted = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in to_quantize]
+    _quantize_nbits(model, bits, settings.block_size, settings.accuracy_level, excluded + not_targeted)
+    _save(model, quantized, external)
+    return dict(method=f"weight-only INT{bits} (MatMulNBits, symmetric, blockwise)", block_size=settings.block_size,
+                accuracy_level=settings.accuracy_level)  # fmt: skip
+
+
+def quantize_decoder(
+    fp32_path: str | Path,
+    out_path: str | Path,
+    precision: str,
+    calibration_reader: CalibrationDataReader | None = None,
+    settings: QuantizeSettings | None = None,
+) -> dict[str, Any]:
+    """Quantize the FP32 decoder at `fp32_path` to `precision` and write it to `out_path`.
+
+    INT8-QDQ requires `calibration_reader`; everything else is in `settings` (defaults: `QuantizeSettings()`).
+    Returns a report: what was quantized and kept float, node counts by op type, sizes, time. Raises
+    QuantizeError naming the file and the problem.
+    """
+    start = time.perf_counter()
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    settings = settings or QuantizeSettings()
+    keep_fp32 = tuple(settings.keep_fp32)
+    _check_request(precision, calibration_reader, settings)
     source = _load(fp32_path)
     if out_path.resolve() == fp32_path.resolve():
         raise QuantizeError(f"{out_path}: the output would overwrite the FP32 input")
-    if external_data is None:
-        weights = sum(init.ByteSize() for init in source.graph.initializer)
-        external_data = weights > EXTERNAL_DATA_THRESHOLD or any(
-            uses_external_data(init)
-            for init in onnx.load(str(fp32_path), load_external_data=False).graph.initializer
-        )
+    external_data = _needs_external_data(source, fp32_path, settings)
     del source
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    per_channel = DEFAULT_PER_CHANNEL if per_channel is None else per_channel
 
     with tempfile.TemporaryDirectory(prefix=".quantize-", dir=out_path.parent) as tmp:
         pre, quantized = Path(tmp) / "pre.onnx", Path(tmp) / "quantized.onnx"
@@ -443,42 +504,8 @@ def quantize_decoder(
                 f"{fp32_path}: no weight MatMul left to quantize (all excluded or none found)"
             )
         report: dict[str, Any] = {"precision": precision, "keep_fp32": list(keep_fp32), "head_nodes": heads}
-
-        if precision == "int8" and int8_method == "dynamic":
-            quantize_dynamic(
-                str(pre), str(quantized), op_types_to_quantize=["MatMul"], per_channel=per_channel,
-                reduce_range=reduce_range, weight_type=QuantType.QInt8, nodes_to_quantize=to_quantize,
-                nodes_to_exclude=excluded, use_external_data_format=external_data,
-                extra_options={"MatMulConstBOnly": True},
-            )  # fmt: skip
-            report.update(method="dynamic INT8 (DynamicQuantizeLinear + MatMulInteger)", per_channel=per_channel,
-                          reduce_range=reduce_range, weight_type="QInt8")  # fmt: skip
-        elif precision == "int8-qdq":
-            counting = _CountingReader(calibration_reader)
-            quantize_static(
-                str(pre), str(quantized), counting, quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
-                per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8, nodes_to_quantize=to_quantize, nodes_to_exclude=excluded,
-                use_external_data_format=external_data, calibrate_method=CALIBRATION_METHODS[calibrate_method],
-                extra_options={
-                    "ActivationSymmetric": True,
-                    "WeightSymmetric": True,
-                    "OpTypesToExcludeOutputQuantization": ["MatMul"],
-                    "CalibMaxIntermediateOutputs": 64,
-                },
-            )  # fmt: skip
-            report.update(method="static QDQ INT8 (symmetric, for TensorRT)", per_channel=per_channel,
-                          activation_type="QInt8", weight_type="QInt8", calibrate_method=calibrate_method,
-                          calibration_samples=counting.count)  # fmt: skip
-        else:
-            bits = 4 if precision == "int4" else 8
-            not_targeted = [
-                n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in to_quantize
-            ]
-            _quantize_nbits(model, bits, block_size, accuracy_level, excluded + not_targeted)
-            _save(model, quantized, external_data)
-            report.update(method=f"weight-only INT{bits} (MatMulNBits, symmetric, blockwise)", block_size=block_size,
-                          accuracy_level=accuracy_level)  # fmt: skip
+        report.update(_quantize_matmuls(pre, quantized, model, precision, calibration_reader, to_quantize, excluded,
+                                        settings, external_data))  # fmt: skip
         del model
 
         result = onnx.load(str(quantized))

@@ -12,8 +12,8 @@ Checks (each a plain dict for report.json):
 
 - `program_agreement`: share of real prompts on which two sessions produce the same program (ONNX vs PyTorch;
   restricted action head vs full head);
-- `command_accuracy`: exact-match accuracy on a labelled split (the spec's scoring), overall / per language /
-  per command.
+- the task's accuracy on a labelled split is scored by the task plug-in (`export.task_checks`; the robot dog:
+  the spec's exact-match scoring, overall / per language / per command).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shadow_edge.runtime.constrained import TokenConstraint
 from shadow_edge.runtime.generate import Generator
 from shadow_edge.runtime.grammar import ProgramGrammar
 from shadow_edge.runtime.manifest import CacheSpec
-from shadow_edge.runtime.scoring import program_matches, score_programs
+from shadow_edge.runtime.scoring import program_matches
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -114,13 +114,6 @@ def program_agreement(
         "rate": sum(same) / max(1, len(same)),
         "differ": differ[:limit],
     }
-
-
-def command_accuracy(programs: Sequence[str], examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The spec's exact-match scoring of `programs` against labelled examples (`program`, `lang`)."""
-    report = score_programs(programs, [e["program"] for e in examples], [e["lang"] for e in examples])
-    report.pop("confusion", None)
-    return report
 
 
 def accuracy_loss_points(reference: dict[str, Any], candidate: dict[str, Any]) -> float:

@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run_exports(args) -> dict[str, dict]:
-    from shadow_edge.export.pipeline import ExportFailed, ExportOptions, export
+    from shadow_edge.export import ExportFailed, ExportOptions, export
 
     rows = {}
     for mode in args.modes.split(","):
@@ -83,7 +83,7 @@ def export_base_alone(attached_dir: Path, precision: str, work: Path) -> Path:
     from shadow_edge.export.base_model import load_base
     from shadow_edge.export.convert import export_decoder_onnx
     from shadow_edge.export.decoder_graph import DetachedDecoder
-    from shadow_edge.export.quantize import quantize_decoder
+    from shadow_edge.export.quantize import QuantizeSettings, quantize_decoder
 
     manifest = json.loads((attached_dir / "manifest.json").read_text())
     fp32 = work / "base-fp32" / "decoder.onnx"
@@ -96,7 +96,9 @@ def export_base_alone(attached_dir: Path, precision: str, work: Path) -> Path:
     if not out.is_file():
         quantization = json.loads((attached_dir / "report.json").read_text())["quantization"]["attempts"][-1]
         method = quantization.get("int8_method")
-        quantize_decoder(fp32, out, precision, **({"int8_method": method} if method else {}))
+        quantize_decoder(
+            fp32, out, precision, settings=QuantizeSettings(int8_method=method) if method else None
+        )
     return out
 
 

@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft.tuners.shadow", reason="needs peft with ShadowPEFT")
 
 from peft import ShadowConfig, get_peft_model  # noqa: E402
+from shadow_edge.export import ExportFailed, ExportOptions, export  # noqa: E402
 from shadow_edge.export.checkpoint import CheckpointError  # noqa: E402
 from shadow_edge.export.cli import main as export_main  # noqa: E402
 from shadow_edge.export.output_dir import OutputDirError  # noqa: E402
-from shadow_edge.export.pipeline import ExportFailed, ExportOptions, export  # noqa: E402
 from shadow_edge.runtime.commander import Commander  # noqa: E402
 from shadow_edge.runtime.manifest import load_manifest  # noqa: E402
 from transformers import (  # noqa: E402
@@ -88,7 +88,7 @@ def test_fp32_detached_export_runs_in_the_runtime(arch, tiny_pair, tmp_path):
     base, adapter = tiny_pair(arch)
     out = tmp_path / "model"
     result = export(ExportOptions(base=base, adapter=adapter, out_dir=str(out), **FAST))
-    assert result["passed"]
+    assert result.passed
     manifest = load_manifest(out)  # every file's sha256 verified
     assert (manifest.mode, manifest.precision, manifest.raw["task"]) == ("detached", "fp32", "causal_lm")
     assert manifest.raw["head"]["kind"] == "action" and manifest.raw["head"]["size"] < 1000
@@ -146,7 +146,7 @@ def test_both_modes(tiny_pair, tmp_path):
     base, adapter = tiny_pair("llama")
     out = tmp_path / "model"
     result = export(ExportOptions(base=base, adapter=adapter, out_dir=str(out), mode="both", **FAST))
-    assert set(result["modes"]) == {"detached", "attached"}
+    assert set(result.modes) == {"detached", "attached"}
     detached, attached = load_manifest(out / "detached"), load_manifest(out / "attached")
     assert [c["name"] for c in attached.raw["architecture"]["caches"]] == ["base", "shadow"]
     assert [c["name"] for c in detached.raw["architecture"]["caches"]] == ["shadow"]
@@ -236,7 +236,7 @@ def test_official_shadow_peft_checkpoint(tiny_pair, tmp_path):
     result = export(
         ExportOptions(base=base, adapter=str(tmp_path / "official"), out_dir=str(out), mode="both", **FAST)
     )
-    assert result["passed"]
+    assert result.passed
     for mode in ("detached", "attached"):
         manifest = load_manifest(out / mode)
         assert manifest.raw["source"]["dialect"] == "official"

@@ -25,6 +25,7 @@ from onnx import helper, numpy_helper
 from shadow_edge.calibration.decode_steps import DecodeStepReader
 from shadow_edge.export.quantize import (
     QuantizeError,
+    QuantizeSettings,
     find_embedding_gathers,
     find_head_nodes,
     quantize_decoder,
@@ -135,7 +136,7 @@ def quantize(name: str, precision: str, fp32_model, tmp_path, **options) -> tupl
     path, caches = fp32_model(name)
     reader = reader_for(path, caches) if precision == "int8-qdq" else None
     out = tmp_path / f"{name}-{precision}.onnx"
-    return str(out), quantize_decoder(path, out, precision, reader, **options)
+    return str(out), quantize_decoder(path, out, precision, reader, QuantizeSettings(**options))
 
 
 def initializer(model: onnx.ModelProto, name: str) -> onnx.TensorProto | None:
@@ -232,7 +233,12 @@ def test_per_channel_is_not_worse_than_per_tensor(tmp_path):
     errors = {}
     for per_channel in (True, False):
         out = tmp_path / f"pc-{per_channel}.onnx"
-        quantize_decoder(path, out, "int8", per_channel=per_channel, keep_fp32=("head", "embeddings"))
+        quantize_decoder(
+            path,
+            out,
+            "int8",
+            settings=QuantizeSettings(per_channel=per_channel, keep_fp32=("head", "embeddings")),
+        )
         errors[per_channel] = float(np.abs(teacher_forced_logits(out, spec.caches) - reference).mean())
     assert errors[True] < errors[False], errors
 
@@ -338,17 +344,19 @@ def test_bad_inputs(fp32_model, tmp_path):
     with pytest.raises(QuantizeError, match="needs a calibration_reader"):
         quantize_decoder(path, out, "int8-qdq")
     with pytest.raises(QuantizeError, match="unknown int8_method 'fast'"):
-        quantize_decoder(path, out, "int8", int8_method="fast")
+        quantize_decoder(path, out, "int8", settings=QuantizeSettings(int8_method="fast"))
     with pytest.raises(QuantizeError, match="block_size"):
-        quantize_decoder(path, out, "int4", block_size=48)
+        quantize_decoder(path, out, "int4", settings=QuantizeSettings(block_size=48))
     with pytest.raises(QuantizeError, match="calibrate_method"):
-        quantize_decoder(path, out, "int8-qdq", reader_for(path, caches), calibrate_method="magic")
+        quantize_decoder(
+            path, out, "int8-qdq", reader_for(path, caches), QuantizeSettings(calibrate_method="magic")
+        )
     with pytest.raises(QuantizeError, match="pattern '/model/nothing/\\*' matches no node"):
-        quantize_decoder(path, out, "int8", keep_fp32=("head", "/model/nothing/*"))
+        quantize_decoder(path, out, "int8", settings=QuantizeSettings(keep_fp32=("head", "/model/nothing/*")))
     with pytest.raises(QuantizeError, match="overwrite the FP32 input"):
         quantize_decoder(path, path, "int8")
     with pytest.raises(QuantizeError, match="no weight MatMul left"):
-        quantize_decoder(path, out, "int8", keep_fp32=("head", "*MatMul"))
+        quantize_decoder(path, out, "int8", settings=QuantizeSettings(keep_fp32=("head", "*MatMul")))
     assert not out.exists()
 
 
