@@ -40,6 +40,7 @@ ENGLISH = [
     ("two and a half", "2.5"),
     ("walk two metres and a half", "walk 2.5 metres"),
     ("go right by one and a half meters", "go right by 1.5 meters"),
+    ("walk two metres and half a metre", "walk 2 metres and 0.5 metres"),
     ("turn one and a quarter turns", "turn 1.25 turns"),
     # counts
     ("twice", "2 times"),
@@ -166,6 +167,8 @@ CHINESE = [
     ("等十分钟", "等10分钟"),
     # ambiguous runs of bare digits: left for the model
     ("走三四米", "走三四米"),
+    ("转一百八", "转180"),
+    ("百分之五十", "百分之五十"),
     ("二〇二六", "二〇二六"),
 ]
 
