@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -233,6 +238,31 @@ def test_deterministic():
     first = [normalize_numbers(t) for t in texts]
     assert [normalize_numbers(t) for t in reversed(texts)] == first[::-1]
     assert all(isinstance(r, Normalized) for r in first)
+
+
+def test_deterministic_across_processes():
+    """Training and the robot run in different processes: string hashing (set order) must not matter."""
+    code = (
+        "import json, sys\n"
+        "from shadow_edge.runtime.normalize import normalize_numbers\n"
+        "texts = json.load(sys.stdin)\n"
+        "print(json.dumps([[r.text, r.changes] for r in map(normalize_numbers, texts)]))\n"
+    )
+    texts = json.dumps([text for text, _ in ALL_CASES])
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            input=texts,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1]
+    assert [text for text, _ in json.loads(outputs[0])] == [expected for _, expected in ALL_CASES]
 
 
 @pytest.mark.parametrize(
