@@ -76,7 +76,7 @@ HEAD = "head"
 EMBEDDINGS = "embeddings"
 DEFAULT_KEEP_FP32 = (HEAD,)
 # per-channel weights for both INT8 precisions: better than per-tensor on SmolLM2 (top-1 0.75 vs 0.69, see the
-# module docstring) and on outlier-channel test weights (tests/test_quantize.py), at the same size
+# module docstring) and on outlier-channel test weights (tests/export/test_quantize.py), at the same size
 DEFAULT_PER_CHANNEL = True
 BLOCK_SIZES = (16, 32, 64, 128, 256)
 INT8_METHODS = ("dynamic", "nbits")

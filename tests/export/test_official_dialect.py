@@ -44,7 +44,7 @@ from transformers import (  # noqa: E402
 )
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "official_reference_env.py"
 TOL = 1e-4
 
