@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from shadow_edge.runtime.commander import Commander, sanitize
+from shadow_edge.runtime.commander import Commander, model_input
 from shadow_edge.runtime.session import physical_cores
 from shadow_edge.runtime.stats import summary
 
@@ -156,7 +156,7 @@ def time_to_first_token_ms(commander: Commander, text: str) -> float | None:
     (a generation stopped after one token). None for text the commander refuses before the model."""
     start = time.perf_counter()
     try:
-        model_text, _ = sanitize(text, commander.max_chars)
+        model_text, _ = model_input(text, commander.max_chars)
     except ValueError:
         return None
     commander.generator.generate(model_text, max_new_tokens=1)

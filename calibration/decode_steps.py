@@ -48,7 +48,7 @@ def load_calibration_texts(source: str | Path, size: int = DEFAULT_SIZE, seed: i
 
 
 def _robot_dog_texts(size: int, seed: int) -> list[str]:
-    from shadow_edge.tasks.robot_dog.generator import load_split
+    from shadow_edge.tasks.robot_dog.splits import load_split
 
     examples = load_split("validation")
     by_lang: dict[str, list[str]] = {}

@@ -15,7 +15,7 @@ from .actions import (
     programs_equal,
     range_violations,
 )
-from .commander import Commander, CommandResult, ModelLoadError, sanitize
+from .commander import Commander, CommandResult, ModelLoadError, model_input, sanitize
 from .constrained import TokenConstraint
 from .generate import GenerationError, GenerationResult, Generator
 from .grammar import ProgramGrammar, action_vocabulary, token_texts
@@ -48,6 +48,7 @@ __all__ = [
     "program_matches",
     "programs_equal",
     "range_violations",
+    "model_input",
     "sanitize",
     "score_programs",
     "token_texts",

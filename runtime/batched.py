@@ -26,7 +26,6 @@ sanitation, routing and safety layer).
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -47,6 +46,7 @@ from .generate import (
     GenerationError,
     GenerationResult,
     Generator,
+    greedy_choice,
 )
 from .grammar import State
 
@@ -77,6 +77,7 @@ class _Row:
     state: State | None = None
     rows: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    margins: list[float] = field(default_factory=list)
     reason: str | None = None
     choices: int = 0
     next_token: int = 0
@@ -306,12 +307,9 @@ class BatchedDecoder:
         if len(allowed) == 0:
             row.reason = STOP_DEAD_END
             return
-        scores = scores_row[allowed]
-        best = int(np.argmax(scores))  # the first NaN, if there is one
-        top = float(scores[best])
-        if not math.isfinite(top):
-            raise GenerationError(f"the decoder returned non-finite logits at step {row.choices}")
-        row.logprobs.append(-float(np.log(np.sum(np.exp(scores - top)))))
+        best, logprob, margin = greedy_choice(scores_row[allowed], row.choices)
+        row.logprobs.append(logprob)
+        row.margins.append(margin)
         row.choices += 1
         chosen = int(allowed[best])
         if chosen == gen.eos_row:
@@ -332,6 +330,7 @@ class BatchedDecoder:
             text="".join(texts[r] or "" for r in row.rows),
             token_ids=[int(gen.row_token_ids[r]) for r in row.rows],
             token_logprobs=row.logprobs,
+            token_margins=row.margins,
             stop_reason=row.reason or STOP_MAX_TOKENS,
             prompt_tokens=len(row.prompt),
             prefill_ms=row.prefill_ms,

@@ -10,7 +10,8 @@ always parses), and decides what happens to it:
 - `reject`: the model refused the request, or the input itself was refused (empty, too long, binary), or the model
   failed (`error` set). Nothing is executed.
 
-Input sanitation (no silent changes to meaning): text over `max_chars` is refused ("command too long"), not cut;
+Spoken numbers are written as digits before the model reads the text (`runtime.normalize`, as in training), and
+`model_text` shows it. Input sanitation (no silent changes to meaning): text over `max_chars` is refused ("command too long"), not cut;
 control and invisible format characters are replaced by spaces and whitespace collapsed, and the result says so in
 `reason` and `model_text`; text that is mostly such characters (binary data) is refused. Prompt injection is not
 filtered: it goes to the model like any text, and the constrained output plus the safety layer bound what can happen.
@@ -34,6 +35,7 @@ from .actions import ROUTE_ROBOT, SPEC_PATH, ActionSpec, ProgramError, load_spec
 from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, Generator, TokenizerError
 from .grammar import ProgramGrammar
 from .manifest import Manifest, ManifestError, file_sha256, load_manifest
+from .normalize import normalize_numbers
 from .safety import ROUTE_REJECT, ROUTE_REMOTE, Plan, SafetyConfig, plan_program
 from .session import SessionError, create_decoder_session
 
@@ -63,7 +65,9 @@ class CommandResult:
     latency_ms: float  # text in -> decision out
     confidence: float | None = None  # smallest constrained token probability of the program
     plan: Plan | None = None  # the plan that is (or would have been) executed
-    model_text: str | None = None  # what the model was given, when sanitation changed the input
+    model_text: str | None = (
+        None  # what the model was given, when sanitation or number normalisation changed it
+    )
     raw_program: str = ""  # the program as the model wrote it
     remote_answer: str | None = None
     error: str | None = None  # set when the model failed: nothing was executed
@@ -134,6 +138,14 @@ def sanitize(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, int]:
     if not cleaned:
         raise InputRefused("empty command")
     return cleaned, bad
+
+
+def model_input(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, int]:
+    """What the model reads for `text`: `sanitize`d, then spoken numbers as digits ("two metres" -> "2 metres", as
+    in training: the user's number reaches the program unchanged). Returns it with the count of removed characters;
+    raises `InputRefused` as `sanitize` does."""
+    cleaned, removed = sanitize(text, max_chars)
+    return normalize_numbers(cleaned).text, removed
 
 
 class Commander:
@@ -236,9 +248,10 @@ class Commander:
         start = time.perf_counter()
         shown = _shown(text)
         try:
-            model_text, removed = sanitize(text, self.max_chars)
+            cleaned, removed = sanitize(text, self.max_chars)
         except InputRefused as refused:
             return self._result(start, shown, route=ROUTE_REJECT, reason=str(refused))
+        model_text = normalize_numbers(cleaned).text
         try:
             generation = self._generate(model_text)
         except Exception as exc:  # GenerationError, or a bug: either way nothing may move
@@ -246,26 +259,26 @@ class Commander:
             return self._result(
                 start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=_describe(exc)
             )
-        return self._decide(start, shown, model_text, removed, generation)
+        return self._decide(start, shown, cleaned, model_text, removed, generation)
 
     def run_batch(self, texts: Sequence[Any]) -> list[CommandResult]:
         """`run` for several commands, decoded as one batch (evaluation throughput); latency is the batch's."""
         start = time.perf_counter()
         results: list[CommandResult | None] = [None] * len(texts)
-        todo: list[tuple[int, str, int]] = []
+        todo: list[tuple[int, str, str, int]] = []
         for i, text in enumerate(texts):
             try:
-                model_text, removed = sanitize(text, self.max_chars)
-                todo.append((i, model_text, removed))
+                cleaned, removed = sanitize(text, self.max_chars)
+                todo.append((i, cleaned, normalize_numbers(cleaned).text, removed))
             except InputRefused as refused:
                 results[i] = self._result(start, _shown(text), route=ROUTE_REJECT, reason=str(refused))
         if todo:
             try:
                 with self._lock:
-                    generations = self.generator.generate_batch([t for _, t, _ in todo])
+                    generations = self.generator.generate_batch([t for _, _, t, _ in todo])
             except Exception as exc:  # as in run()
                 log.error("decoding failed: %s", exc, exc_info=not isinstance(exc, GenerationError))
-                for i, _, _ in todo:
+                for i, _, _, _ in todo:
                     results[i] = self._result(
                         start,
                         _shown(texts[i]),
@@ -274,8 +287,8 @@ class Commander:
                         error=_describe(exc),
                     )
                 return [r for r in results if r is not None]
-            for (i, model_text, removed), generation in zip(todo, generations, strict=True):
-                results[i] = self._decide(start, _shown(texts[i]), model_text, removed, generation)
+            for (i, cleaned, model_text, removed), generation in zip(todo, generations, strict=True):
+                results[i] = self._decide(start, _shown(texts[i]), cleaned, model_text, removed, generation)
         return [r for r in results if r is not None]
 
     def _generate(self, model_text: str) -> GenerationResult:
@@ -292,8 +305,16 @@ class Commander:
         return CommandResult(text=text, latency_ms=(time.perf_counter() - start) * 1000.0, **fields)
 
     def _decide(
-        self, start: float, text: str, model_text: str, removed: int, generation: GenerationResult
+        self,
+        start: float,
+        text: str,
+        cleaned: str,
+        model_text: str,
+        removed: int,
+        generation: GenerationResult,
     ) -> CommandResult:
+        """`cleaned` is the sanitised input (what a cloud model gets: it normalises for itself), `model_text` what the
+        model read."""
         raw = generation.text
         common: dict[str, Any] = {
             "confidence": generation.confidence,
@@ -314,7 +335,7 @@ class Commander:
         program = plan.program
         if plan.route == ROUTE_REMOTE:
             return self._to_cloud(
-                start, text, model_text, program, "the model routed it to the remote model", note, common
+                start, text, cleaned, program, "the model routed it to the remote model", note, common
             )
         if plan.route == ROUTE_REJECT:
             return self._result(
@@ -332,7 +353,7 @@ class Commander:
             )
         if generation.confidence < self.min_confidence:
             why = f"low confidence ({generation.confidence:.2f} < {self.min_confidence:.2f})"
-            return self._to_cloud(start, text, model_text, program, why, note, common)
+            return self._to_cloud(start, text, cleaned, program, why, note, common)
         return self._result(
             start,
             text,
@@ -348,7 +369,7 @@ class Commander:
         self,
         start: float,
         text: str,
-        model_text: str,
+        cloud_text: str,
         program: str,
         why: str,
         note: str,
@@ -365,7 +386,7 @@ class Commander:
                 **common,
             )
         try:
-            answer = self.cloud(model_text)
+            answer = self.cloud(cloud_text)
         except Exception as exc:  # a hook is user code: its failure must not escape as a crash
             log.exception("the cloud hook failed")
             return self._result(

@@ -59,6 +59,20 @@ class TokenizerError(RuntimeError):
     """The export's tokenizer.json cannot be read."""
 
 
+def greedy_choice(scores: np.ndarray, step: int) -> tuple[int, float, float]:
+    """Greedy pick among the allowed rows' logits: its index, its log-probability under the constrained
+    distribution, and its lead over the runner-up (inf when only one row is allowed)."""
+    best = int(np.argmax(scores))  # the first NaN, if there is one
+    top = float(scores[best])
+    if not math.isfinite(top):
+        raise GenerationError(f"the decoder returned non-finite logits at step {step}")
+    logprob = -float(np.log(np.sum(np.exp(scores - top))))
+    if len(scores) < 2:
+        return best, logprob, math.inf
+    runner_up = float(np.partition(scores, -2)[-2])
+    return best, logprob, top - runner_up
+
+
 @dataclass
 class GenerationResult:
     """One decoded program and how it was made. `text` is the model's program as written (not canonicalised)."""
@@ -73,6 +87,8 @@ class GenerationResult:
     prefill_ms: float
     step_ms: list[float] = field(default_factory=list)
     total_ms: float = 0.0
+    # per decision: how far (in log-probability) the chosen token is ahead of the runner-up; inf when forced
+    token_margins: list[float] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -87,6 +103,11 @@ class GenerationResult:
     def confidence(self) -> float:
         """Smallest per-decision probability (1.0 when the grammar forced everything)."""
         return math.exp(min(self.token_logprobs)) if self.token_logprobs else 1.0
+
+    @property
+    def min_margin(self) -> float:
+        """Smallest lead of a chosen token over the runner-up (log-probability; inf when the grammar forced all)."""
+        return min(self.token_margins) if self.token_margins else math.inf
 
     @property
     def mean_logprob(self) -> float:
@@ -355,6 +376,7 @@ class Generator:
         states = [constraint.initial] * batch
         rows: list[list[int]] = [[] for _ in range(batch)]
         logprobs: list[list[float]] = [[] for _ in range(batch)]
+        margins: list[list[float]] = [[] for _ in range(batch)]
         reasons: list[str | None] = [None] * batch
         next_pos = pos[:, -1] + 1
         step_ms: list[float] = []
@@ -367,12 +389,9 @@ class Generator:
                 if len(allowed) == 0:
                     reasons[b] = STOP_DEAD_END
                     continue
-                scores = logits[b, allowed]
-                best = int(np.argmax(scores))  # the first NaN, if there is one
-                top = float(scores[best])
-                if not math.isfinite(top):
-                    raise GenerationError(f"the decoder returned non-finite logits at step {step}")
-                logprobs[b].append(-float(np.log(np.sum(np.exp(scores - top)))))
+                best, logprob, margin = greedy_choice(logits[b, allowed], step)
+                logprobs[b].append(logprob)
+                margins[b].append(margin)
                 row = int(allowed[best])
                 if row == self.eos_row:
                     reasons[b] = STOP_EOS
@@ -396,6 +415,7 @@ class Generator:
                 text="".join(texts[r] or "" for r in rows[b]),
                 token_ids=[int(self.row_token_ids[r]) for r in rows[b]],
                 token_logprobs=logprobs[b],
+                token_margins=margins[b],
                 stop_reason=reasons[b] or STOP_MAX_TOKENS,
                 prompt_tokens=len(prompts[b]),
                 prefill_ms=prefill_ms,

@@ -24,7 +24,7 @@ from shadow_edge.runtime.scoring import format_confusion, score_programs
 from shadow_edge.runtime.stats import strided
 from shadow_edge.tasks.robot_dog.generator import load_split
 from shadow_edge.tasks.robot_dog.recipes import count_trainable
-from shadow_edge.tasks.robot_dog.task import generate_programs
+from shadow_edge.tasks.robot_dog.task import generate_programs, model_text
 
 logger = logging.getLogger("eval_commands")
 ALL_SYSTEMS = ("base", "lora", "dora", "shadow-attached", "shadow-detached")
@@ -104,7 +104,7 @@ def clean_answer(text: str) -> str:
 def evaluate(name: str, examples: list[dict], args) -> dict:
     model, tokenizer, trainable = build_system(name, args)
     started = time.time()
-    texts = [e["text"] for e in examples]
+    texts = [model_text(e["text"]) for e in examples]  # spoken numbers as digits, as on the robot
     kwargs = {"system_prompt": FEW_SHOT_PROMPT} if name == "base" else {}
     predictions = generate_programs(
         model, tokenizer, texts, batch_size=args.batch_size, progress=True, **kwargs

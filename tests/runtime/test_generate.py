@@ -25,6 +25,7 @@ from shadow_edge.runtime.generate import (
     STOP_MAX_TOKENS,
     GenerationError,
     Generator,
+    greedy_choice,
 )
 from shadow_edge.runtime.grammar import ProgramGrammar, action_vocabulary
 from shadow_edge.runtime.manifest import CacheSpec
@@ -104,6 +105,33 @@ def test_confidence_is_the_smallest_constrained_probability(head):
             state = GRAMMAR.advance(state, TOKENIZER.decode([token]))
     assert result.confidence == pytest.approx(min(probs), rel=1e-5)
     assert result.mean_logprob == pytest.approx(np.mean(np.log(probs)), rel=1e-5)
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_margin_is_the_lead_over_the_runner_up(head):
+    session = ScriptedSession(TOKENIZER, {"go": ("move x=2", 2.0)}, head_token_ids=HEADS[head])
+    result = make_generator(session, head).generate("go")
+    assert len(result.token_margins) == len(result.token_logprobs)
+    # the scripted decoder gives the wanted row logit 2 and every other allowed row 0; forced steps have no rival
+    assert all(m == pytest.approx(2.0) or m == math.inf for m in result.token_margins)
+    assert result.min_margin == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("scores", "best", "margin"),
+    [([0.0, 3.0, 1.0], 1, 2.0), ([5.0], 0, math.inf), ([1.0, 1.0], 0, 0.0), ([-2.0, -7.0, -2.5], 0, 0.5)],
+)
+def test_greedy_choice(scores, best, margin):
+    index, logprob, lead = greedy_choice(np.array(scores, dtype=np.float32), 0)
+    assert index == best
+    assert lead == pytest.approx(margin)
+    expected = scores[best] - np.log(np.sum(np.exp(np.array(scores))))
+    assert logprob == pytest.approx(expected, rel=1e-5)
+
+
+def test_greedy_choice_refuses_non_finite_logits():
+    with pytest.raises(GenerationError, match="non-finite"):
+        greedy_choice(np.array([np.nan, 1.0], dtype=np.float32), 3)
 
 
 def test_confidence_does_not_depend_on_the_head():

@@ -35,7 +35,7 @@ def test_packaged_files_equal_fresh_generation(splits):
 
 
 def test_sizes_and_language_balance(splits):
-    minimum = {"train": 6000, "validation": 800, "test": 1200}
+    minimum = {"train": 20000, "validation": 1800, "test": 1800}
     for name, examples in splits.items():
         assert len(examples) >= minimum[name]
         langs = Counter(ex["lang"] for ex in examples)
@@ -144,7 +144,72 @@ def test_spot_checks(everything):
 
 def test_some_range_violations_but_few(everything):
     bad = sum(bool(range_violations(parse_program(ex["program"]))) for ex in everything)
-    assert 0 < bad < 0.05 * len(everything)
+    assert 0 < bad < 0.1 * len(everything)
+
+
+def test_every_test_example_has_an_unseen_frame(splits):
+    train_side = {ex["template"] for ex in splits["train"]}
+    for ex in splits["test"]:
+        assert not ex["template"].endswith(".bare"), ex
+    assert any(t.endswith(".bare") for t in train_side)  # bare one-word commands are trained on
+
+
+@pytest.mark.parametrize(
+    ("text", "program"),
+    [
+        ("sit", "sit"),
+        ("坐", "sit"),
+        ("stop", "stop"),
+        ("停", "stop"),
+        ("turn left", "turn"),
+        ("turn right", "turn deg=-90"),
+        ("左转", "turn"),
+        ("turn around", "turn deg=180"),
+        ("dance", "dance"),
+        ("bark", "bark"),
+    ],
+)
+def test_bare_commands_are_in_the_training_split(splits, text, program):
+    by_text = {rdc._norm_key(ex["text"]): ex["program"] for ex in splits["train"]}
+    assert by_text.get(rdc._norm_key(text)) == program
+
+
+@pytest.mark.parametrize(
+    ("pattern", "lang", "program_pattern"),
+    [
+        (r"三米半", "zh", r"move [xy]=-?3\.5\b"),
+        (r"一米二", "zh", r"move [xy]=-?1\.2\b"),
+        (r"[两二]百七十度", "zh", r"turn deg=-?270\b"),
+        (r"半米", "zh", r"move [xy]=-?0\.5\b"),
+        (r"\bbark eight times\b|\bwoof eight times\b|\beight times\b", "en", r"bark n=8\b"),
+        (r"\bhalf a met", "en", r"move [xy]=-?0\.5\b"),
+        (r"\btwice\b", "en", r"."),
+    ],
+)
+def test_number_forms_and_their_programs(everything, pattern, lang, program_pattern):
+    hits = [ex for ex in everything if ex["lang"] == lang and re.search(pattern, ex["text"].lower())]
+    assert hits, pattern
+    assert any(re.search(program_pattern, ex["program"]) for ex in hits), (pattern, hits[:3])
+
+
+def test_over_range_arguments_are_copied_not_clipped(everything):
+    programs = {ex["program"] for ex in everything}
+    for program in ("bark n=8", "move x=10", "turn deg=720"):
+        assert any(program in p for p in programs), program
+
+
+def test_long_sequences_and_asr_style_text(splits):
+    train = splits["train"]
+    steps = Counter(len(parse_program(ex["program"]).commands) for ex in train if ex["kind"] == "sequence")
+    assert steps[2] and steps[3] and steps[4] >= 0.08 * sum(steps.values())
+    asr = [
+        ex
+        for ex in train
+        if ex["lang"] == "en" and ex["text"] == ex["text"].lower() and not re.search(r"[,!?]", ex["text"])
+    ]
+    assert len(asr) > 0.25 * sum(ex["lang"] == "en" for ex in train)
+    injection = [ex for ex in train if "ignore previous instructions" in ex["text"].lower()]
+    assert injection and all(ex["program"] == "reject" for ex in injection)
 
 
 def test_load_split_rejects_unknown():
