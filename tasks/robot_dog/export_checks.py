@@ -29,10 +29,11 @@ class RobotDogChecks:
     system_prompt = SYSTEM_PROMPT
 
     def eval_examples(self, split: str, limit: int | None) -> list[dict[str, Any]]:
-        return strided(load_split(split), limit)
+        """Examples as the model reads them on the robot: the Commander writes spoken numbers as digits first."""
+        return [{**e, "text": task.model_text(e["text"])} for e in strided(load_split(split), limit)]
 
     def prompts(self, n: int) -> list[str]:
-        return [e["text"] for e in strided(load_split(PROMPT_SPLIT), n)]
+        return [task.model_text(e["text"]) for e in strided(load_split(PROMPT_SPLIT), n)]
 
     def encode_prompt(self, tokenizer: Any, text: str) -> list[int]:
         return list(task.encode_prompt(tokenizer, text, self.system_prompt))
