@@ -1,7 +1,8 @@
 """The Starlette application of `shadow-serve`: endpoints, limits and error answers.
 
 - `POST /v1/command` (bearer token): `{"text": "..."}` -> the JSON object `shadow-run --json` prints for that command
-  (`CommandResult.to_json`). Every decision, refusals included, is 200; the request itself being wrong is 4xx with
+  (`CommandResult.to_json`), plus `"answer"` (text or null) for a command routed to `remote` when an answer model
+  is configured. Every decision, refusals included, is 200; the request itself being wrong is 4xx with
   `{"error": reason}`: 401 (no or wrong token), 411/413 (body length missing or over the limit), 415 (not JSON),
   400 (bad JSON), 422 (not an object, no string `text`, text too long); 503 when `max_concurrent` requests are
   already being handled, 504 when one takes longer than `request_timeout_s`; 500 (never a traceback) if the server
@@ -106,7 +107,7 @@ def create_app(
             state["in_flight"] += 1
             metrics.in_flight.inc()
             try:
-                body = await _run_command(commander, answer, text, limits, limiter)
+                body = await _run_command(commander, metrics, answer, text, limits, limiter)
             finally:
                 state["in_flight"] -= 1
                 metrics.in_flight.dec()
@@ -214,6 +215,7 @@ def _command_text(payload: Any, limits: ServeLimits) -> str:
 
 async def _run_command(
     commander: Any,
+    metrics: ServeMetrics,
     answer: Callable[[str], str | None] | None,
     text: str,
     limits: ServeLimits,
@@ -225,7 +227,11 @@ async def _run_command(
         result = commander.run(text)
         body = result.to_json()
         if answer is not None and result.route == "remote" and result.error is None:
-            body["answer"] = answer(result.model_text or result.text)
+            try:
+                body["answer"] = answer(result.model_text or result.text)
+            except Exception:  # no answer is a refusal on the robot: nothing moves
+                log.exception("the answer model failed")
+                metrics.errors.labels("answer").inc()
         return body
 
     try:
@@ -236,6 +242,6 @@ async def _run_command(
         raise RequestRefused(
             504, f"no answer within {limits.request_timeout_s:g} s", "timeout", {"Retry-After": "1"}
         ) from None
-    except Exception as exc:  # Commander.run never raises; an answer model might
+    except Exception as exc:  # Commander.run never raises: a bug
         log.exception("command failed")
         raise RequestRefused(500, f"the server failed ({type(exc).__name__})", "internal") from None

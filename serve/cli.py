@@ -65,6 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--request-timeout", type=float, default=10.0, metavar="S", help="longest time per request; then 504"
     )
+    parser.add_argument(
+        "--chat-model",
+        metavar="DIR",
+        default=None,
+        help="a chat export (shadow-export --mode chat): commands routed to remote get a text answer "
+        '("answer" in the reply)',
+    )
+    parser.add_argument(
+        "--answer-max-tokens",
+        type=int,
+        default=64,
+        metavar="N",
+        help="longest answer in tokens (default: 64)",
+    )
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="longest time per answer (default: 5 s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests and what is loaded")
     return parser
 
@@ -89,6 +110,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         value = getattr(args, name)
         if value is not None and value < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {value}"
+    if args.answer_max_tokens < 1 or not 0 < args.answer_timeout < args.request_timeout:
+        return "--answer-max-tokens must be >= 1 and --answer-timeout in (0, --request-timeout)"
     if not args.request_timeout > 0:
         return f"--request-timeout must be > 0, got {args.request_timeout}"
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
@@ -121,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
     from shadow_edge.runtime.batched import BatchingCommander
-    from shadow_edge.runtime.commander import DEFAULT_MIN_CONFIDENCE, ModelLoadError
+    from shadow_edge.runtime.commander import ModelLoadError
     from shadow_edge.runtime.generate import DEFAULT_MAX_NEW_TOKENS
 
     from .app import ServeLimits, create_app
@@ -134,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             providers=args.provider,
             threads=args.threads,
             max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-            min_confidence=DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence,
+            min_confidence=args.min_confidence,  # None: the export's calibrated gate (routing.json)
             max_chars=args.max_text_chars,
             max_batch=args.max_batch,
             on_step=metrics.batch_rows.observe,
@@ -143,8 +166,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock.close()
         _error(f"cannot run the model: {exc}")
         return EXIT_USAGE
+    answerer = None
+    if args.chat_model:
+        from .answers import ChatAnswerer
+
+        try:
+            answerer = ChatAnswerer(
+                args.chat_model,
+                max_new_tokens=args.answer_max_tokens,
+                timeout_s=args.answer_timeout,
+                providers=args.provider,
+                threads=args.threads,
+            )
+        except ModelLoadError as exc:
+            commander.close()
+            sock.close()
+            _error(f"cannot run the chat model: {exc}")
+            return EXIT_USAGE
     limits = ServeLimits(args.max_body_bytes, args.max_text_chars, args.max_concurrent, args.request_timeout)
-    app = create_app(commander, token, limits, metrics=metrics, on_shutdown=commander.close)
+    app = create_app(commander, token, limits, answer=answerer, metrics=metrics, on_shutdown=commander.close)
     return _serve(app, sock, args, limits)
 
 

@@ -18,8 +18,9 @@ from shadow_dog.config import NodeConfig
 from shadow_dog.logic import DogNodeLogic, load_commander
 from shadow_dog.outputs import MemoryOutputs
 
-REMOTE_TEXT = "what is two plus two"
-LOCAL_TEXT = "walk two metres"
+REMOTE_TEXT = "tell me a joke"
+LOCAL_TEXT = "walk forward"
+EDGE_ANSWERS = {REMOTE_TEXT: "remote", LOCAL_TEXT: "move x=2"}  # what the robot's own model says
 PROGRAM = "move x=1.5"  # what the served model answers
 
 
@@ -41,7 +42,7 @@ class Clock:
 
 
 def node_with(hook):
-    commander, _ = make_commander(cloud=hook)
+    commander, _ = make_commander(EDGE_ANSWERS, cloud=hook)
     clock = Clock()
     outputs = MemoryOutputs(clock)
     return DogNodeLogic(outputs, commander, NodeConfig(control_period_s=PERIOD), clock=clock), outputs

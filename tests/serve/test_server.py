@@ -36,7 +36,7 @@ def served(tmp_path_factory):
         yield url, token, model_dir
 
 
-def post(url, token, payload=None, *, content=None, headers=None, timeout=10.0):
+def post(url, token, payload=None, *, content=None, headers=None, timeout=30.0):
     headers = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -269,17 +269,26 @@ def test_model_failure_is_a_refusal_with_an_error_and_the_server_goes_on():
         assert 'shadow_serve_errors_total{kind="model"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
 
 
-def test_a_failing_answer_model_is_500_without_a_traceback():
-    session = ScriptedSession(TOKENIZER, {"what is two plus two": "remote"}, head_token_ids=ACTION_IDS)
+def test_answers_for_remote_commands_and_a_failing_answer_model():
+    session = ScriptedSession(
+        TOKENIZER, {"tell me a joke": "remote", "sit": "sit"}, head_token_ids=ACTION_IDS
+    )
+    answers = {"tell me a joke": "four"}
 
-    def broken_answer(text):
-        raise RuntimeError("secret internals")
+    def answer(text):
+        if text not in answers:
+            raise RuntimeError("secret internals")
+        return answers[text]
 
-    app = create_app(scripted_commander(session), "t" * 20, answer=broken_answer)
+    app = create_app(scripted_commander(session), "t" * 20, answer=answer)
     with app_server(app) as url:
-        reply = post(url, "t" * 20, {"text": "what is two plus two"})
-        assert reply.status_code == 500 and "secret" not in reply.text and "Traceback" not in reply.text
-        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        body = post(url, "t" * 20, {"text": "tell me a joke"}).json()
+        assert body["route"] == "remote" and body["answer"] == "four", body
+        assert "answer" not in post(url, "t" * 20, {"text": "sit"}).json()  # robot commands get none
+        answers.clear()
+        reply = post(url, "t" * 20, {"text": "tell me a joke"})
+        assert reply.status_code == 200 and "answer" not in reply.json() and "secret" not in reply.text
+        assert 'shadow_serve_errors_total{kind="answer"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
 
 
 def test_create_app_needs_a_token_and_sane_limits():
