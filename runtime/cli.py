@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{args.jsonl}: cannot read it (missing or not readable)")  # before paying for the model
         return EXIT_USAGE
 
-    from .commander import DEFAULT_MIN_CONFIDENCE, Commander, ModelLoadError
+    from .commander import Commander, ModelLoadError
     from .generate import DEFAULT_MAX_NEW_TOKENS
 
     try:
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             providers=args.provider,
             threads=args.threads,
             max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-            min_confidence=DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence,
+            min_confidence=args.min_confidence,  # None: the export's calibrated gate (routing.json)
         )
     except ModelLoadError as exc:
         _error(f"cannot run the model: {exc}")

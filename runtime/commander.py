@@ -36,6 +36,7 @@ from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult,
 from .grammar import ProgramGrammar
 from .manifest import Manifest, ManifestError, file_sha256, load_manifest
 from .normalize import normalize_numbers
+from .routing import ConfidenceGate, RoutingError, load_gate
 from .safety import ROUTE_REJECT, ROUTE_REMOTE, Plan, SafetyConfig, plan_program
 from .session import SessionError, create_decoder_session
 
@@ -162,7 +163,7 @@ class Commander:
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        min_confidence: float | None = None,
         cloud: CloudHook | None = None,
         safety_config: SafetyConfig | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
@@ -183,10 +184,19 @@ class Commander:
                 prefix_cache=prefix_cache,
                 max_new_tokens=max_new_tokens,
             )
-        except (ManifestError, SessionError, TokenizerError, GenerationError, ValueError) as exc:
+            # the export's calibrated gate (routing.json) unless a threshold is given
+            gate = load_gate(model_dir) if min_confidence is None else _argument_gate(min_confidence)
+        except (
+            ManifestError,
+            SessionError,
+            TokenizerError,
+            GenerationError,
+            RoutingError,
+            ValueError,
+        ) as exc:
             raise ModelLoadError(str(exc)) from None
         self.manifest: Manifest | None = manifest
-        self._setup(generator, spec, min_confidence, cloud, safety_config, max_chars, warmup)
+        self._setup(generator, spec, gate, cloud, safety_config, max_chars, warmup)
 
     @classmethod
     def from_generator(
@@ -202,24 +212,24 @@ class Commander:
         """A commander around an existing generator (tests, or a session built by hand)."""
         self = cls.__new__(cls)
         self.manifest = None
-        self._setup(generator, load_spec(), min_confidence, cloud, safety_config, max_chars, warmup)
+        self._setup(
+            generator, load_spec(), _argument_gate(min_confidence), cloud, safety_config, max_chars, warmup
+        )
         return self
 
     def _setup(
         self,
         generator: Generator,
         spec: ActionSpec,
-        min_confidence: float,
+        gate: ConfidenceGate,
         cloud: CloudHook | None,
         safety_config: SafetyConfig | None,
         max_chars: int,
         warmup: bool,
     ) -> None:
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.generator = generator
         self.spec = spec
-        self.min_confidence = float(min_confidence)
+        self.gate = gate
         self.cloud = cloud
         self.safety_config = safety_config or SafetyConfig()
         self.max_chars = int(max_chars)
@@ -238,6 +248,7 @@ class Commander:
             "precision": None if manifest is None else manifest.precision,
             "providers": list(providers),
             "head_size": self.generator.head_size,
+            "confidence_gate": self.gate.to_json(),
             "io_binding": self.generator.io_binding,
         }
 
@@ -351,8 +362,8 @@ class Commander:
             return self._result(
                 start, text, program=program, route=ROUTE_REJECT, reason=plan.reason, plan=plan, **common
             )
-        if generation.confidence < self.min_confidence:
-            why = f"low confidence ({generation.confidence:.2f} < {self.min_confidence:.2f})"
+        if not self.gate.passes(generation):
+            why = f"low confidence ({self.gate.describe(generation)})"
             return self._to_cloud(start, text, cleaned, program, why, note, common)
         return self._result(
             start,
@@ -443,6 +454,12 @@ class Commander:
             remote_answer=answer,
             **common,
         )
+
+
+def _argument_gate(min_confidence: float) -> ConfidenceGate:
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    return ConfidenceGate("min_prob", float(min_confidence), "argument")
 
 
 def _describe(exc: Exception) -> str:

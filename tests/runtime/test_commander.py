@@ -180,7 +180,7 @@ def test_low_confidence_goes_to_the_cloud_and_confident_programs_do_not():
     cloud = Cloud("dance n=2")
     cmd, _ = commander(cloud=cloud)
     low = cmd.run("maybe dance")
-    assert low.confidence < cmd.min_confidence
+    assert low.confidence < cmd.gate.threshold
     assert (low.route, low.accepted, low.plan.program) == ("robot", True, "dance n=2")
     assert cmd.run("walk two metres").plan.program == "move x=2"
     assert cloud.asked == ["maybe dance"]

@@ -1,0 +1,78 @@
+"""The confidence gate: which robot programs the model is sure enough of to execute on its own.
+
+A program below the gate goes to the remote model (or is not executed at all). The gate is a signal and a threshold:
+- `min_prob`: the smallest per-decision probability under the constrained distribution;
+- `min_margin`: the smallest lead (log-probability) of a chosen token over the runner-up.
+
+The threshold is chosen from a target on the validation split (`scripts/calibrate_routing.py`, which writes
+`routing.json` beside the export's manifest), not fixed by hand. An export without `routing.json` uses the default
+gate (`min_prob` 0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .generate import GenerationResult
+
+ROUTING_FILE = "routing.json"
+SIGNALS = ("min_prob", "min_margin")
+DEFAULT_SIGNAL = "min_prob"
+DEFAULT_THRESHOLD = 0.5
+
+
+class RoutingError(ValueError):
+    """routing.json is unreadable or names an unknown signal or a threshold out of range."""
+
+
+@dataclass(frozen=True)
+class ConfidenceGate:
+    signal: str = DEFAULT_SIGNAL
+    threshold: float = DEFAULT_THRESHOLD
+    source: str = "default"  # "default", "argument" or the routing.json path
+
+    def __post_init__(self) -> None:
+        if self.signal not in SIGNALS:
+            raise RoutingError(f"unknown confidence signal {self.signal!r}; expected one of {SIGNALS}")
+        if not isinstance(self.threshold, int | float) or math.isnan(self.threshold):
+            raise RoutingError(f"confidence threshold must be a number, got {self.threshold!r}")
+        if self.signal == "min_prob" and not 0.0 <= self.threshold <= 1.0:
+            raise RoutingError(f"a min_prob threshold must be in [0, 1], got {self.threshold}")
+        if self.signal == "min_margin" and self.threshold < 0.0:
+            raise RoutingError(f"a min_margin threshold must be >= 0, got {self.threshold}")
+
+    def score(self, generation: GenerationResult) -> float:
+        return generation.confidence if self.signal == "min_prob" else generation.min_margin
+
+    def passes(self, generation: GenerationResult) -> bool:
+        return self.score(generation) >= self.threshold
+
+    def describe(self, generation: GenerationResult) -> str:
+        return f"{self.signal} {self.score(generation):.2f} < {self.threshold:.2f}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_gate(model_dir: str | Path) -> ConfidenceGate:
+    """The gate calibrated for an export (`routing.json`), or the default one when the export has none."""
+    path = Path(model_dir) / ROUTING_FILE
+    if not path.is_file():
+        return ConfidenceGate()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ConfidenceGate(signal=raw["signal"], threshold=float(raw["threshold"]), source=str(path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RoutingError(f"{path}: not a routing calibration ({type(exc).__name__}: {exc})") from None
+
+
+def write_gate(model_dir: str | Path, gate: ConfidenceGate, report: dict[str, Any]) -> Path:
+    """Write `routing.json` (the gate and how it was chosen) into an export directory."""
+    path = Path(model_dir) / ROUTING_FILE
+    body = {"signal": gate.signal, "threshold": gate.threshold, **report}
+    path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+    return path

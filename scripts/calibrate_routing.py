@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Choose an export's confidence gate from a target, on the validation split, and write it as `routing.json`.
+
+    python scripts/calibrate_routing.py build/robot-dog --target-wrong 0.005
+
+Every validation command is decoded by the runtime (the Commander, gate open). For each signal (`min_prob`,
+`min_margin`, see `shadow_edge.runtime.routing`) and each threshold, a command is *executed* when the model wrote a
+robot program that the safety layer accepts and the signal passes; it is *executed wrong* when that program is not the
+gold one. The gate is the signal and threshold that execute the most commands correctly while keeping executed-wrong
+at or under `--target-wrong` (a share of all commands). Writes `routing.json` into MODEL_DIR, a JSON report and a
+coverage-against-accuracy plot (`routing_calibration.{json,png}` next to MODEL_DIR, or `--report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from shadow_edge.runtime.commander import Commander, ModelLoadError
+from shadow_edge.runtime.routing import SIGNALS, ConfidenceGate, write_gate
+from shadow_edge.runtime.scoring import program_matches
+from shadow_edge.runtime.stats import strided
+from shadow_edge.tasks.robot_dog.splits import load_split
+
+logger = logging.getLogger("calibrate_routing")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--split", default="validation")
+    p.add_argument("--limit", type=int, default=1000, help="commands (strided over the split; 0: all)")
+    p.add_argument("--target-wrong", type=float, default=0.005, help="executed-wrong share to stay under")
+    p.add_argument("--report", type=Path, default=None, help="report path without suffix")
+    p.add_argument("--batch-size", type=int, default=16)
+    return p.parse_args(argv)
+
+
+def decode(model_dir: Path, examples: list[dict], batch_size: int) -> list[dict]:
+    """Per command: could it move the robot (accepted robot program), is it right, and each signal's value."""
+    commander = Commander(model_dir, min_confidence=0.0)
+    rows = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        for ex, result in zip(chunk, commander.run_batch([e["text"] for e in chunk]), strict=True):
+            generation = result.generation
+            rows.append(
+                {
+                    "lang": ex["lang"],
+                    "movable": bool(result.accepted),
+                    "right": program_matches(result.program, ex["program"]),
+                    "min_prob": generation.confidence if generation else 0.0,
+                    "min_margin": generation.min_margin if generation else 0.0,
+                }
+            )
+    return rows
+
+
+def curve(rows: list[dict], signal: str) -> list[dict]:
+    """Coverage (share of all commands executed) and executed-wrong / accuracy at every distinct threshold."""
+    n = len(rows)
+    movable = [r for r in rows if r["movable"]]
+    values = sorted({min(r[signal], 1e6) for r in movable})
+    points = []
+    for t in [0.0, *values]:
+        executed = [r for r in movable if min(r[signal], 1e6) >= t]
+        wrong = sum(not r["right"] for r in executed)
+        points.append(
+            {
+                "threshold": t,
+                "coverage": len(executed) / n,
+                "executed_right": (len(executed) - wrong) / n,
+                "executed_wrong": wrong / n,
+                "accuracy_of_executed": (len(executed) - wrong) / len(executed) if executed else 1.0,
+            }
+        )
+    return points
+
+
+def choose(points: list[dict], target: float) -> dict:
+    ok = [p for p in points if p["executed_wrong"] <= target]
+    return max(ok, key=lambda p: (p["executed_right"], -p["threshold"])) if ok else points[-1]
+
+
+def plot(curves: dict[str, list[dict]], chosen: dict[str, dict], path: Path, target: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for signal, points in curves.items():
+        ax.plot([p["coverage"] for p in points], [p["accuracy_of_executed"] for p in points], label=signal)
+        c = chosen[signal]
+        ax.plot([c["coverage"]], [c["accuracy_of_executed"]], "o", color=ax.lines[-1].get_color())
+    ax.set_xlabel("coverage: share of validation commands executed on the robot")
+    ax.set_ylabel("accuracy of the executed commands")
+    ax.set_title(f"confidence gate (dots: chosen thresholds, executed-wrong <= {100 * target:.1f}%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not 0.0 <= args.target_wrong < 1.0:
+        logger.error("--target-wrong must be in [0, 1)")
+        return 2
+    examples = strided(load_split(args.split), args.limit or None)
+    try:
+        rows = decode(args.model_dir, examples, args.batch_size)
+    except ModelLoadError as exc:
+        logger.error("%s", exc)
+        return 2
+    curves = {signal: curve(rows, signal) for signal in SIGNALS}
+    chosen = {signal: choose(points, args.target_wrong) for signal, points in curves.items()}
+    best_signal = max(
+        SIGNALS, key=lambda s: (chosen[s]["executed_wrong"] <= args.target_wrong, chosen[s]["executed_right"])
+    )
+    best = chosen[best_signal]
+    threshold = best["threshold"]
+    if best_signal == "min_prob":
+        threshold = min(1.0, threshold)
+    gate = ConfidenceGate(best_signal, float(threshold), "calibration")
+    report = {
+        "split": args.split,
+        "commands": len(rows),
+        "target_executed_wrong": args.target_wrong,
+        "chosen": {"signal": best_signal, **best},
+        "per_signal": chosen,
+        "open_gate": curves[best_signal][0],
+        "right_overall": float(np.mean([r["right"] for r in rows])),
+    }
+    path = write_gate(args.model_dir, gate, {k: v for k, v in report.items() if k != "per_signal"})
+    base = args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_calibration"
+    Path(f"{base}.json").write_text(json.dumps({**report, "curves": curves}, indent=1) + "\n")
+    plot(curves, chosen, Path(f"{base}.png"), args.target_wrong)
+    for signal in SIGNALS:
+        c = chosen[signal]
+        print(
+            f"{signal:10s} threshold {c['threshold']:8.3f}  coverage {100 * c['coverage']:5.1f}%  "
+            f"executed right {100 * c['executed_right']:5.1f}%  executed wrong {100 * c['executed_wrong']:4.2f}%"
+        )
+    o = curves[best_signal][0]
+    print(f"open gate: coverage {100 * o['coverage']:.1f}%, executed wrong {100 * o['executed_wrong']:.2f}%")
+    print(f"chosen: {best_signal} >= {threshold:.3f} -> {path}")
+    return 0 if math.isfinite(threshold) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
