@@ -241,3 +241,16 @@ def test_the_request_carries_the_token_and_json():
     listener.close()
     assert "Authorization: Bearer secret-token-123" in captured["head"]
     assert json.loads(captured["body"]) == {"text": REMOTE_TEXT}
+
+
+def test_the_node_publishes_the_remote_answer_and_does_not_move():
+    body = b'{"text": "tell me a joke", "route": "remote", "program": "remote", "answer": "I am a dog."}'
+    with raw_server(reply("200 OK", body)) as url:
+        node, outputs = node_with(http_cloud_hook(url, 2.0))
+        command(node, REMOTE_TEXT)
+    assert outputs.of("answer") == ["I am a dog."]
+    assert not outputs.of("program")[-1]["executed"] and not moving(outputs)
+    with raw_server(reply("200 OK", b'{"route": "remote", "program": "remote"}')) as url:
+        node, outputs = node_with(http_cloud_hook(url, 2.0))
+        command(node, REMOTE_TEXT)
+    assert outputs.of("answer") == [] and outputs.of("remote")  # no answer: routed, nothing said

@@ -50,6 +50,7 @@ class NodeConfig:
     program_topic: str = "~/program"
     heard_topic: str = "~/heard"
     remote_topic: str = "~/remote"
+    answer_topic: str = "~/answer"
     sound_topic: str = "~/sound"
     diagnostics_topic: str = "/diagnostics"
     sport_request_topic: str = "/api/sport/request"
@@ -129,6 +130,7 @@ PARAMETER_DOCS: dict[str, str] = {
     "program_topic": "std_msgs/String out: JSON per command (text, program, route, accepted, reason, latencies_ms)",
     "heard_topic": "std_msgs/String out: the text recognised from speech",
     "remote_topic": "std_msgs/String out: JSON of commands routed to the remote model (for a cloud bridge)",
+    "answer_topic": "std_msgs/String out: the remote model's text answer to a question (nothing moves)",
     "sound_topic": "std_msgs/String out: sounds to play, e.g. 'bark n=2'",
     "diagnostics_topic": "diagnostic_msgs/DiagnosticArray out: model, motion and audio status",
     "sport_request_topic": "unitree_api/Request out (go2_sport_output only): Go2 sport-API requests",

@@ -83,6 +83,7 @@ class DdsTransport:
         self._program = self._writer(config.program_topic, String_)
         self._heard = self._writer(config.heard_topic, String_)
         self._remote = self._writer(config.remote_topic, String_)
+        self._answer = self._writer(config.answer_topic, String_)
         self._sound = self._writer(config.sound_topic, String_)
         self._diagnostics = self._writer(config.diagnostics_topic, DiagnosticArray_)
         self._sport = self._writer(config.sport_request_topic, Request_) if config.go2_sport_output else None
@@ -166,6 +167,9 @@ class DdsTransport:
 
     def remote(self, record: dict[str, Any]) -> None:
         self._remote.write(String_(json.dumps(record, ensure_ascii=False)))
+
+    def answer(self, text: str) -> None:
+        self._answer.write(String_(text))
 
     def sound(self, name: str, count: int) -> None:
         self._sound.write(String_(f"{name} n={count}"))

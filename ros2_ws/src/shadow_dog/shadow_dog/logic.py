@@ -267,6 +267,8 @@ class DogNodeLogic:
         self.counts["executed" if executed else "refused"] += 1
         if result.route == ROUTE_REMOTE and not executed:
             self.outputs.remote({"id": pending.seq, "text": record["text"], "reason": record["reason"]})
+            if result.remote_answer:  # a text answer to a question (a program would have been planned)
+                self.outputs.answer(result.remote_answer)
         self._publish_record(record, now)
 
     # -- the control loop ---------------------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ class NodeOutputs(Protocol):
     def remote(self, record: dict[str, Any]) -> None:
         """A command routed to the remote model (~/remote), for a cloud bridge to pick up."""
 
+    def answer(self, text: str) -> None:
+        """The remote model's text answer to a question (~/answer); nothing moves."""
+
     def sound(self, name: str, count: int) -> None:
         """A sound to play (~/sound), e.g. ("bark", 2)."""
 
@@ -97,6 +100,9 @@ class MemoryOutputs:
 
     def remote(self, record: dict[str, Any]) -> None:
         self._add("remote", record)
+
+    def answer(self, text: str) -> None:
+        self._add("answer", text)
 
     def sound(self, name: str, count: int) -> None:
         self._add("sound", (name, count))

@@ -149,6 +149,10 @@ class RecordingOutputs:
         self.inner.remote(record)
         self._string(self.config.remote_topic, json.dumps(record, ensure_ascii=False))
 
+    def answer(self, text: str) -> None:
+        self.inner.answer(text)
+        self._string(self.config.answer_topic, text)
+
     def sound(self, name: str, count: int) -> None:
         self.inner.sound(name, count)
         self._string(self.config.sound_topic, f"{name} n={count}")

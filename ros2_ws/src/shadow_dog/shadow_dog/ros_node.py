@@ -70,6 +70,7 @@ class RosOutputs:
         self._program = node.create_publisher(String, config.program_topic, QOS_DEPTH)
         self._heard = node.create_publisher(String, config.heard_topic, QOS_DEPTH)
         self._remote = node.create_publisher(String, config.remote_topic, QOS_DEPTH)
+        self._answer = node.create_publisher(String, config.answer_topic, QOS_DEPTH)
         self._sound = node.create_publisher(String, config.sound_topic, QOS_DEPTH)
         self._diagnostics = node.create_publisher(ros["DiagnosticArray"], config.diagnostics_topic, QOS_DEPTH)
         self._request_type = None
@@ -110,6 +111,9 @@ class RosOutputs:
 
     def remote(self, record: dict[str, Any]) -> None:
         self._remote.publish(self._string(json.dumps(record, ensure_ascii=False)))
+
+    def answer(self, text: str) -> None:
+        self._answer.publish(self._string(text))
 
     def sound(self, name: str, count: int) -> None:
         self._sound.publish(self._string(f"{name} n={count}"))
