@@ -18,6 +18,7 @@ cd "$WS"
 "$VENV/bin/colcon" build >"$WS/build.log" 2>&1 || { cat "$WS/build.log"; exit 1; }
 for f in lib/shadow_dog/shadow_dog_node lib/shadow_dog/shadow_dog_dds share/shadow_dog/package.xml \
          share/shadow_dog/launch/shadow_dog.launch.py share/shadow_dog/config/shadow_dog.yaml \
+         share/shadow_dog/config/fastdds_loopback.xml share/shadow_dog/config/cyclonedds_loopback.xml \
          share/ament_index/resource_index/packages/shadow_dog \
          share/shadow_dog/hook/ament_prefix_path.dsv; do  # the last one: colcon-ros took it as a ROS package
   [ -e "install/shadow_dog/$f" ] || { echo "missing from the install: $f"; exit 1; }

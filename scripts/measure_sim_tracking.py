@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from shadow_edge.runtime.safety import plan_program
+from shadow_edge.runtime.stats import summary
 from shadow_edge.sim.sim_go2 import SimGo2, SimUnavailable, execute_plan
 from shadow_edge.sim.sim_task import check_locomotion, check_requests, is_locomotion, locomotion_target
 from shadow_edge.tasks.robot_dog.generator import load_split
@@ -32,7 +33,7 @@ def split_programs(split: str) -> list[str]:
     return sorted({row["program"] for row in load_split(split) if is_locomotion(row["program"])})
 
 
-def measure(programs: list[str]) -> dict:
+def measure(programs: list[str], odometry: bool = True) -> dict:
     sim = SimGo2()
     runs = []
     sim_total = wall_total = 0.0
@@ -43,7 +44,7 @@ def measure(programs: list[str]) -> dict:
             continue
         sim.reset()
         started = time.perf_counter()
-        run = execute_plan(sim, plan)
+        run = execute_plan(sim, plan, odometry=odometry)
         wall = time.perf_counter() - started
         sim_total += run.sim_seconds
         wall_total += wall
@@ -69,7 +70,7 @@ def measure(programs: list[str]) -> dict:
         figures = summary(values.tolist())
         return {key: figures[key] for key in ("median", "p90", "max")}
 
-    summary = {
+    totals = {
         "programs": len(scored),
         "success_rate": round(sum(r["success"] for r in scored) / len(scored), 4),
         "position_ok_rate": round(float(np.mean(pos <= 0.25)), 4),
@@ -80,7 +81,7 @@ def measure(programs: list[str]) -> dict:
         "wall_seconds": round(wall_total, 2),
         "speed_x_realtime": round(sim_total / wall_total, 1) if wall_total else None,
     }
-    return {"summary": summary, "runs": runs}
+    return {"summary": totals, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:

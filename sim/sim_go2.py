@@ -39,6 +39,7 @@ from typing import Any
 
 from shadow_dog.config import NodeConfig
 from shadow_dog.executor import PlanExecutor
+from shadow_dog.odometry import OdometryTracker
 from shadow_dog.outputs import MemoryOutputs, SportRequest
 from shadow_edge.runtime.safety import Plan
 
@@ -154,6 +155,17 @@ class SimGo2:
         with self._lock:
             position, _ = self.world.base_pose()
             return Pose2D(float(position[0]), float(position[1]), self._yaw)
+
+    def odometry(self) -> tuple[float, float, float]:
+        """What the Go2 reports of its pose (`rt/sportmodestate`): position x, y and the IMU's yaw in (-pi, pi]."""
+        pose = self.pose()
+        return pose.x, pose.y, math.atan2(math.sin(pose.yaw), math.cos(pose.yaw))
+
+    def velocity(self) -> tuple[float, float, float]:
+        """Body-frame velocity (vx, vy in m/s, yaw rate in rad/s) of the base."""
+        with self._lock:
+            v = self.world.body_velocity()
+            return float(v[0]), float(v[1]), float(v[2])
 
     def height(self) -> float:
         with self._lock:
@@ -282,19 +294,31 @@ def execute_plan(
     *,
     settle_s: float = DEFAULT_REST_S,
     max_sim_s: float = 120.0,
+    odometry: bool = True,
 ) -> PlanRun:
     """Run an accepted plan through the node's `PlanExecutor` in lockstep with the physics, one control period at
     a time on a simulated clock; then `settle_s` more (the node's trailing zero velocities go out) so that the dog
-    has come to rest. `config` defaults to the node's defaults with the Go2 sport output on."""
+    has come to rest. `config` defaults to the node's defaults with the Go2 sport output on.
+
+    With `odometry` the executor gets the dog's pose every control period, as the Go2's sport-mode state gives it
+    (position, and the IMU's yaw wrapped to (-pi, pi]), so `closed_loop` acts; without it motion is timed."""
     config = config or NodeConfig(go2_sport_output=True)
     if not plan.accepted or not plan.steps:
         raise ValueError(f"only accepted plans with steps are executed: {plan.reason}")
     clock = _SimClock()
     outputs = SimOutputs(sim, clock)
-    executor = PlanExecutor(outputs, config)
+    tracker = OdometryTracker(config.odom_timeout_s)
+    executor = PlanExecutor(outputs, config, odometry=tracker)
     period = config.control_period_s
+
+    def sense() -> None:
+        if odometry:
+            x, y, yaw = sim.odometry()
+            tracker.update(x, y, yaw, clock.now, "sportmodestate")
+
     start = sim.pose()
     requests_before = len(sim.requests)
+    sense()
     executor.start(plan, 1, clock.now)
     ticks = 0
     while executor.busy:
@@ -304,6 +328,7 @@ def execute_plan(
         sim.advance(period)
         ticks += 1
         clock.now = ticks * period
+        sense()
         executor.tick(clock.now)
     moving_done = clock.now
     while clock.now < moving_done + settle_s:

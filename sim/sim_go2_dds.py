@@ -5,22 +5,44 @@ the Go2 sport requests (`rt/api/sport/request`, `unitree_api::msg::dds_::Request
 (`bark n=2`), with the same topic names (from a `NodeConfig`) and QoS as `shadow_dog.dds_transport`. A thread steps
 the physics in real time (`realtime_factor` 1.0: the node runs on the wall clock), so that the node's timing -- its
 control period, the segment ends, the trailing zeros, the sim's command timeout -- acts on the dog as on a real one.
+
+With `odometry` (the default) it publishes the dog's state as a Go2 does, every policy tick (50 Hz): the sport-mode
+state on `rt/sportmodestate` (`unitree_go::msg::dds_::SportModeState_`: position, IMU roll-pitch-yaw with the yaw
+wrapped to (-pi, pi], body velocity, yaw rate) and a nav_msgs/Odometry on the node's `odom_topic` (what a Go2's
+ROS 2 bridge or a rclpy node subscribes to).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
 
 from cyclonedds.core import Listener
 from cyclonedds.domain import DomainParticipant
+from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from shadow_dog.config import NodeConfig
 from shadow_dog.dds_transport import domain_from_env, ros_default_qos
-from shadow_dog.dds_types import Request_, String_, Twist_, dds_topic
+from shadow_dog.dds_types import (
+    Header_,
+    IMUState_,
+    Odometry_,
+    Point_,
+    Pose_,
+    PoseWithCovariance_,
+    Quaternion_,
+    Request_,
+    SportModeState_,
+    String_,
+    Time_,
+    TimeSpec_,
+    Twist_,
+    dds_topic,
+)
 
 from .sim_go2 import SimGo2
 
@@ -39,6 +61,7 @@ class SimGo2DdsBridge:
         *,
         domain_id: int | None = None,
         realtime_factor: float = 1.0,
+        odometry: bool = True,
     ) -> None:
         if not realtime_factor > 0:
             raise ValueError(f"realtime_factor must be > 0, got {realtime_factor!r}")
@@ -57,6 +80,18 @@ class SimGo2DdsBridge:
             self._reader(self.config.sport_request_topic, Request_, self._on_request, qos),
             self._reader(self.config.sound_topic, String_, self._on_sound, qos),
         ]
+        self._state_writer: DataWriter | None = None
+        self._odom_writer: DataWriter | None = None
+        if odometry:
+            state_topic = dds_topic(self.config.resolve(self.config.sportmodestate_topic))
+            odom_topic = dds_topic(self.config.resolve(self.config.odom_topic))
+            self._state_writer = DataWriter(
+                self.participant, Topic(self.participant, state_topic, SportModeState_), qos
+            )
+            self._odom_writer = DataWriter(
+                self.participant, Topic(self.participant, odom_topic, Odometry_), qos
+            )
+        self.states_published = 0
 
     def _reader(self, ros_topic: str, kind: type, handle, qos) -> DataReader:  # type: ignore[no-untyped-def]
         name = dds_topic(self.config.resolve(ros_topic))
@@ -115,12 +150,49 @@ class SimGo2DdsBridge:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def publish_state(self) -> None:
+        """The dog's state as a Go2 publishes it (see the module docstring); the sim's own clock stamps it."""
+        if self._state_writer is None or self._odom_writer is None:
+            return
+        x, y, yaw = self.sim.odometry()
+        vx, vy, vyaw = self.sim.velocity()
+        t = self.sim.sim_time
+        sec, nanosec = int(t), int((t % 1.0) * 1e9)
+        state = SportModeState_(
+            stamp=TimeSpec_(sec=sec, nanosec=nanosec),
+            imu_state=IMUState_(
+                quaternion=[math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)], rpy=[0.0, 0.0, yaw]
+            ),
+            mode=3 if (vx, vy, vyaw) != (0.0, 0.0, 0.0) else 0,
+            position=[x, y, self.sim.height()],
+            body_height=self.sim.height(),
+            velocity=[vx, vy, 0.0],
+            yaw_speed=vyaw,
+        )
+        odom = Odometry_(
+            header=Header_(stamp=Time_(sec=sec, nanosec=nanosec), frame_id="odom"),
+            child_frame_id="base_link",
+            pose=PoseWithCovariance_(
+                pose=Pose_(
+                    position=Point_(x, y, self.sim.height()),
+                    orientation=Quaternion_(0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)),
+                )
+            ),
+        )
+        self._state_writer.write(state)
+        self._odom_writer.write(odom)
+        self.states_published += 1
+
     def _run(self) -> None:
         step = self.sim.tick_s
         wall_start = time.monotonic()
         sim_start = self.sim.sim_time
         while not self._stopping.is_set():
             self.sim.advance(step)
+            try:
+                self.publish_state()
+            except Exception:  # a state that cannot go out must not stop the physics
+                log.exception("publishing the simulated state failed")
             ahead = (self.sim.sim_time - sim_start) / self.realtime_factor - (time.monotonic() - wall_start)
             if ahead > 0:
                 self._stopping.wait(ahead)

@@ -54,6 +54,8 @@ class NodeConfig:
     sound_topic: str = "~/sound"
     diagnostics_topic: str = "/diagnostics"
     sport_request_topic: str = "/api/sport/request"
+    odom_topic: str = "/odom"
+    sportmodestate_topic: str = "/sportmodestate"
     # -- model ----------------------------------------------------------------------------------------------------
     model_dir: str = ""
     provider: str = "auto"
@@ -73,6 +75,9 @@ class NodeConfig:
     cruise_vy: float = 0.3
     cruise_vyaw: float = 0.8
     max_motion_s: float = 60.0
+    closed_loop: bool = True
+    odom_timeout_s: float = 0.5
+    closed_loop_timeout_factor: float = 1.5
     stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
     go2_sport_output: bool = False
     go2_move_via_sport: bool = True
@@ -134,6 +139,8 @@ PARAMETER_DOCS: dict[str, str] = {
     "sound_topic": "std_msgs/String out: sounds to play, e.g. 'bark n=2'",
     "diagnostics_topic": "diagnostic_msgs/DiagnosticArray out: model, motion and audio status",
     "sport_request_topic": "unitree_api/Request out (go2_sport_output only): Go2 sport-API requests",
+    "odom_topic": "nav_msgs/Odometry in: the robot's pose, for closed-loop motion",
+    "sportmodestate_topic": "unitree_go/SportModeState in (DDS transport): the Go2's own pose, for closed-loop motion",
     "model_dir": "shadow-export output directory; empty: no model, every command is refused (stop still works)",
     "provider": "onnxruntime execution provider(s): auto, cpu, cuda, tensorrt, or a comma-separated list",
     "threads": "onnxruntime intra-op threads; 0: physical cores",
@@ -151,6 +158,9 @@ PARAMETER_DOCS: dict[str, str] = {
     "cruise_vy": "planning speed sideways in m/s (at most the spec limit 0.4)",
     "cruise_vyaw": "planning turn rate in rad/s (at most the spec limit 1.0)",
     "max_motion_s": "longest a single program may keep the robot moving, in seconds",
+    "closed_loop": "with fresh odometry, a move or turn ends at its target pose instead of after its time",
+    "odom_timeout_s": "odometry older than this many seconds is stale: motion falls back to timed (open loop)",
+    "closed_loop_timeout_factor": "a closed-loop segment gives up after this many times its planned duration + 1 s",
     "stop_phrases": "utterances that halt at once without the model (whole utterance or its first words)",
     "go2_sport_output": "send Unitree Go2 sport-API requests (postures, tricks, StopMove) on sport_request_topic",
     "go2_move_via_sport": "with go2_sport_output: motion segments are also sent as sport Move requests",
@@ -166,6 +176,26 @@ PARAMETER_DOCS: dict[str, str] = {
     "wav_dir": "directory watched for new .wav files, each recognised as one spoken command; empty: off",
     "record_mcap": "MCAP file to record every input and output to (ROS 2 format, for replay); empty: off",
 }
+
+
+# Parameters the rclpy adapter lets `ros2 param set` change while the node runs (checked like at start-up); the
+# others (topics, model, audio, records) are read once at start-up, and changing them is refused.
+LIVE_PARAMETERS = frozenset(
+    {
+        "heartbeat_timeout_s",
+        "stop_repeat_ticks",
+        "action_hold_s",
+        "bark_hold_s",
+        "cruise_vx",
+        "cruise_vy",
+        "cruise_vyaw",
+        "max_motion_s",
+        "closed_loop",
+        "odom_timeout_s",
+        "closed_loop_timeout_factor",
+        "diagnostics_period_s",
+    }
+)
 
 
 def _convert(name: str, default: Any, value: Any) -> Any:
@@ -215,8 +245,13 @@ def _validate(config: NodeConfig) -> None:
         "diagnostics_period_s",
         "max_motion_s",
         "vad_silence_s",
+        "odom_timeout_s",
     ):
         positive(name)
+    if not (math.isfinite(config.closed_loop_timeout_factor) and config.closed_loop_timeout_factor >= 1.0):
+        raise ConfigError(
+            f"closed_loop_timeout_factor must be >= 1, got {config.closed_loop_timeout_factor!r}"
+        )
     for name in ("heartbeat_timeout_s", "action_hold_s", "bark_hold_s"):
         positive(name, allow_zero=True)
     if config.control_period_s > 0.5:
@@ -283,6 +318,7 @@ def parameter_defaults() -> dict[str, Any]:
 
 __all__ = [
     "DEFAULT_STOP_PHRASES",
+    "LIVE_PARAMETERS",
     "NODE_NAME",
     "PARAMETER_DOCS",
     "ConfigError",

@@ -32,9 +32,11 @@ from .dds_types import (
     Empty_,
     Header_,
     KeyValue_,
+    Odometry_,
     Request_,
     RequestHeader_,
     RequestIdentity_,
+    SportModeState_,
     String_,
     Time_,
     Twist_,
@@ -42,6 +44,7 @@ from .dds_types import (
     dds_topic,
 )
 from .logic import DogNodeLogic
+from .odometry import yaw_from_quaternion
 from .outputs import DiagnosticStatus, SportRequest
 
 log = logging.getLogger(__name__)
@@ -111,6 +114,10 @@ class DdsTransport:
         self._subscribe(config.stop_topic, Empty_, lambda s: logic.stop("stop topic"), logic)
         self._subscribe(config.estop_topic, Bool_, lambda s: logic.set_estop(bool(s.data)), logic)
         self._subscribe(config.heartbeat_topic, Empty_, lambda s: logic.heartbeat(), logic)
+        self._subscribe(config.odom_topic, Odometry_, lambda s: _on_odometry(logic, s), logic)
+        self._subscribe(
+            config.sportmodestate_topic, SportModeState_, lambda s: _on_sport_state(logic, s), logic
+        )
 
     def _subscribe(
         self, ros_topic: str, kind: type, handle: Callable[[Any], None], logic: DogNodeLogic
@@ -198,3 +205,15 @@ class DdsTransport:
         for reader in self._readers:
             reader.set_listener(None)
         self._readers.clear()
+
+
+def _on_odometry(logic: DogNodeLogic, message: Odometry_) -> None:
+    pose = message.pose.pose
+    q = pose.orientation
+    logic.odometry_input(pose.position.x, pose.position.y, yaw_from_quaternion(q.x, q.y, q.z, q.w), "odom")
+
+
+def _on_sport_state(logic: DogNodeLogic, message: SportModeState_) -> None:
+    """The Go2's sport-mode state: position in its odometry frame, heading from the IMU's roll-pitch-yaw."""
+    position, rpy = message.position, message.imu_state.rpy
+    logic.odometry_input(position[0], position[1], rpy[2], "sportmodestate")

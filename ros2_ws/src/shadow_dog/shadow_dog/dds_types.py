@@ -11,7 +11,19 @@ from dataclasses import dataclass, field
 
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.annotations import final
-from cyclonedds.idl.types import byte, float64, int32, int64, sequence, uint8, uint32
+from cyclonedds.idl.types import (
+    array,
+    byte,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    sequence,
+    uint8,
+    uint32,
+)
 
 # -- builtin_interfaces / std_msgs -------------------------------------------------------------------------------------
 
@@ -65,6 +77,56 @@ class Vector3_(IdlStruct, typename="geometry_msgs::msg::dds_::Vector3_"):
 class Twist_(IdlStruct, typename="geometry_msgs::msg::dds_::Twist_"):
     linear: Vector3_ = field(default_factory=Vector3_)
     angular: Vector3_ = field(default_factory=Vector3_)
+
+
+@dataclass
+@final
+class Point_(IdlStruct, typename="geometry_msgs::msg::dds_::Point_"):
+    x: float64 = 0.0
+    y: float64 = 0.0
+    z: float64 = 0.0
+
+
+@dataclass
+@final
+class Quaternion_(IdlStruct, typename="geometry_msgs::msg::dds_::Quaternion_"):
+    x: float64 = 0.0
+    y: float64 = 0.0
+    z: float64 = 0.0
+    w: float64 = 1.0
+
+
+@dataclass
+@final
+class Pose_(IdlStruct, typename="geometry_msgs::msg::dds_::Pose_"):
+    position: Point_ = field(default_factory=Point_)
+    orientation: Quaternion_ = field(default_factory=Quaternion_)
+
+
+@dataclass
+@final
+class PoseWithCovariance_(IdlStruct, typename="geometry_msgs::msg::dds_::PoseWithCovariance_"):
+    pose: Pose_ = field(default_factory=Pose_)
+    covariance: array[float64, 36] = field(default_factory=lambda: [0.0] * 36)
+
+
+@dataclass
+@final
+class TwistWithCovariance_(IdlStruct, typename="geometry_msgs::msg::dds_::TwistWithCovariance_"):
+    twist: Twist_ = field(default_factory=Twist_)
+    covariance: array[float64, 36] = field(default_factory=lambda: [0.0] * 36)
+
+
+# -- nav_msgs ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+@final
+class Odometry_(IdlStruct, typename="nav_msgs::msg::dds_::Odometry_"):
+    header: Header_ = field(default_factory=Header_)
+    child_frame_id: str = ""
+    pose: PoseWithCovariance_ = field(default_factory=PoseWithCovariance_)
+    twist: TwistWithCovariance_ = field(default_factory=TwistWithCovariance_)
 
 
 # -- diagnostic_msgs -------------------------------------------------------------------------------------------------------
@@ -131,6 +193,46 @@ class Request_(IdlStruct, typename="unitree_api::msg::dds_::Request_"):
     header: RequestHeader_ = field(default_factory=RequestHeader_)
     parameter: str = ""
     binary: sequence[uint8] = field(default_factory=list)
+
+
+# -- unitree_go (the Go2's own state, `rt/sportmodestate`) -------------------------------------------------------------
+
+
+@dataclass
+@final
+class TimeSpec_(IdlStruct, typename="unitree_go::msg::dds_::TimeSpec_"):
+    sec: int32 = 0
+    nanosec: uint32 = 0
+
+
+@dataclass
+@final
+class IMUState_(IdlStruct, typename="unitree_go::msg::dds_::IMUState_"):
+    quaternion: array[float32, 4] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0])
+    gyroscope: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    accelerometer: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    rpy: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    temperature: int8 = 0
+
+
+@dataclass
+@final
+class SportModeState_(IdlStruct, typename="unitree_go::msg::dds_::SportModeState_"):
+    stamp: TimeSpec_ = field(default_factory=TimeSpec_)
+    error_code: uint32 = 0
+    imu_state: IMUState_ = field(default_factory=IMUState_)
+    mode: uint8 = 0
+    progress: float32 = 0.0
+    gait_type: uint8 = 0
+    foot_raise_height: float32 = 0.0
+    position: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    body_height: float32 = 0.0
+    velocity: array[float32, 3] = field(default_factory=lambda: [0.0] * 3)
+    yaw_speed: float32 = 0.0
+    range_obstacle: array[float32, 4] = field(default_factory=lambda: [0.0] * 4)
+    foot_force: array[int16, 4] = field(default_factory=lambda: [0] * 4)
+    foot_position_body: array[float32, 12] = field(default_factory=lambda: [0.0] * 12)
+    foot_speed_body: array[float32, 12] = field(default_factory=lambda: [0.0] * 12)
 
 
 def dds_topic(ros_name: str) -> str:

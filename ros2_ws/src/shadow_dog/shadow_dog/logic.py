@@ -33,11 +33,13 @@ from .config import NodeConfig
 from .executor import PlanExecutor
 from .go2 import SportRequests
 from .latency import LatencyWindow
+from .odometry import OdometryTracker
 from .outputs import DIAG_ERROR, DIAG_OK, DIAG_WARN, DiagnosticStatus, NodeOutputs
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+RECORD_TEXT_CHARS = 1000  # the longest command text a ~/program record repeats
 
 
 class DogNodeLogic:
@@ -63,13 +65,15 @@ class DogNodeLogic:
         self.queue = CommandQueue(self.config.max_pending_commands)
         self.stop_phrases = StopPhrases(self.config.stop_phrases)
         sport = SportRequests() if self.config.go2_sport_output else None
-        self.executor = PlanExecutor(outputs, self.config, sport)
+        self.odometry = OdometryTracker(self.config.odom_timeout_s)
+        self.executor = PlanExecutor(outputs, self.config, sport, self.odometry)
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._plan_ids = itertools.count(1)
         self.epoch = 0
         self.estop = False
         self.closed = False
+        self.worker_dead = False
         self.last_heartbeat: float | None = None
         self._heartbeat_ok = self.config.heartbeat_timeout_s <= 0
         self._next_diagnostics = clock()
@@ -120,6 +124,9 @@ class DogNodeLogic:
                 if not rest:
                     return
                 text = rest  # "stop, then sit": halted; the rest goes to the model in the new epoch
+            if self.worker_dead:  # nothing would ever decode it: refuse now, not never
+                self._publish_refusal(seq, text, source, f"{self.model_error}: nothing executed", now)
+                return
             pending = PendingCommand(seq, text, source, now, self.epoch, speech_end_at, asr_ms)
             dropped = self.queue.push(pending)
             for old in dropped:
@@ -173,6 +180,40 @@ class DogNodeLogic:
         self._observe("heartbeat", None)
         with self._lock:
             self.last_heartbeat = self.clock()
+
+    def odometry_input(self, x: Any, y: Any, yaw: Any, source: str = "odom") -> None:
+        """The robot's planar pose from its odometry (closed-loop motion); non-finite poses are ignored."""
+        if not self.odometry.update(x, y, yaw, self.clock(), source):
+            log.debug("ignored an odometry reading from %s", source)
+
+    def worker_failed(self, reason: str) -> None:
+        """The model worker is gone (it cannot decode any more): halt, refuse every command from now on, and say
+        so in diagnostics. Stop, e-stop and the watchdogs keep working."""
+        with self._lock:
+            if self.worker_dead:
+                return
+            log.error("model worker failed: %s", reason)
+            self.worker_dead = True
+            self.commander = None
+            self.model_error = reason
+            self.counts["model_errors"] += 1
+            self._halt(self.clock(), reason)
+
+    def reconfigure(self, config: NodeConfig) -> None:
+        """Take new parameter values while running (the rclpy parameter API); the caller has checked that only
+        live parameters changed (`LIVE_PARAMETERS`). Speeds reach the safety layer for the next command."""
+        with self._lock:
+            self.config = config
+            self.executor.config = config
+            self.odometry.timeout_s = config.odom_timeout_s
+            self._heartbeat_ok = config.heartbeat_timeout_s <= 0 or self._heartbeat_fresh(self.clock())
+            safety = getattr(self.commander, "safety_config", None)
+            if safety is not None:
+                from shadow_edge.runtime.safety import SafetyConfig
+
+                self.commander.safety_config = SafetyConfig(
+                    config.cruise_vx, config.cruise_vy, config.cruise_vyaw, config.max_motion_s
+                )
 
     def _observe(self, kind: str, value: Any) -> None:
         observer = self.input_observer
@@ -404,6 +445,12 @@ class DogNodeLogic:
         )
 
     def _publish_record(self, record: dict[str, Any], now: float) -> None:
+        text = record.get("text")
+        # a flood of text is not echoed back whole
+        if isinstance(text, str) and len(text) > RECORD_TEXT_CHARS:
+            record = {**record, "text": text[:RECORD_TEXT_CHARS] + "...", "text_chars": len(text)}
+        if not record.get("executed"):
+            log.info("command %s not executed: %s", record.get("id"), record.get("reason"))
         try:
             self.outputs.program(record)
         except Exception:
@@ -466,7 +513,7 @@ class DogNodeLogic:
                     else (
                         "heartbeat missing"
                         if heartbeat == "missing"
-                        else ("executing" if self.executor.busy else "idle")
+                        else (f"executing ({self.executor.motion_mode})" if self.executor.busy else "idle")
                     )
                 ),
                 hardware_id=self.config.node_name,
@@ -477,6 +524,7 @@ class DogNodeLogic:
                     "go2_sport_output": str(self.config.go2_sport_output).lower(),
                     "control_period_s": str(self.config.control_period_s),
                     "tick_errors": str(self.tick_errors),
+                    **self._odometry_values(),
                 },
             )
             audio = DiagnosticStatus(
@@ -490,6 +538,25 @@ class DogNodeLogic:
                 },
             )
             return [model, motion, audio]
+
+    def _odometry_values(self) -> dict[str, str]:
+        now = self.clock()
+        state = self.odometry.state(now)
+        if not self.config.closed_loop:
+            loop = "open loop: closed_loop is off"
+        elif state == "fresh":
+            loop = "closed loop"
+        else:
+            loop = f"open loop: odometry {state}"
+        values = {
+            "odometry": state,
+            "odometry_source": self.odometry.source,
+            "odometry_age_s": "" if state == "absent" else f"{self.odometry.age(now):.3f}",
+            "motion_control": loop,
+            "motion_mode": self.executor.motion_mode,
+        }
+        values.update({k: str(v) for k, v in self.executor.counts.items()})
+        return values
 
 
 def load_commander(config: NodeConfig) -> tuple[Any | None, str | None]:

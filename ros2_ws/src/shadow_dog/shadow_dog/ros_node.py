@@ -1,9 +1,14 @@
 """The rclpy adapter: a thin `rclpy.node.Node` around `DogNodeLogic` (what `ros2 launch shadow_dog ...` starts).
 
 rclpy and the message packages are imported only when the node starts, so this module imports anywhere. Every
-parameter of `NodeConfig` is declared with its default; the launch file's YAML overrides them. Subscriptions hand
-messages to the logic; the logic's outputs are rclpy publishers. The model worker and control loop are the same
-`NodeRunner` threads the DDS transport uses; rclpy spins the subscriptions. The Go2 sport output needs the
+parameter of `NodeConfig` is declared with its default; the launch file's YAML (or `--ros-args -p`) overrides them.
+While it runs, `ros2 param set` (the parameter services) may change the `LIVE_PARAMETERS`, checked as at start-up:
+a wrong type is refused by rclpy, a bad value (a speed over the action spec's limit) by the node, and every other
+parameter is read at start-up only. Subscriptions hand messages to the logic; the logic's outputs are rclpy
+publishers; nav_msgs/Odometry on `odom_topic` feeds closed-loop motion. The model worker and control loop are the
+same `NodeRunner` threads the DDS transport uses; the main thread spins the subscriptions, one callback at a time,
+and a callback that fails is logged and refused, never the end of the node. SIGINT and SIGTERM end the spin, then
+zero velocity goes out while the publishers still work, then rclpy shuts down. The Go2 sport output needs the
 `unitree_api` message package (Unitree's unitree_ros2); without it the node says so and runs without it.
 """
 
@@ -11,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from typing import Any
 
-from .config import NodeConfig, parameter_defaults
+from .config import LIVE_PARAMETERS, ConfigError, NodeConfig, parameter_defaults
 from .logic import DogNodeLogic, load_commander
 from .outputs import DiagnosticStatus, SportRequest
 
@@ -31,7 +38,10 @@ def _import_ros() -> dict[str, Any]:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
         from geometry_msgs.msg import Twist
+        from rcl_interfaces.msg import SetParametersResult
+        from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
         from rclpy.node import Node
+        from rclpy.signals import SignalHandlerOptions
         from std_msgs.msg import Bool, Empty, String
     except ImportError as exc:
         raise RclpyUnavailable(
@@ -48,7 +58,20 @@ def _import_ros() -> dict[str, Any]:
         "DiagnosticArray": DiagnosticArray,
         "DiagnosticStatus": DiagnosticStatus,
         "KeyValue": KeyValue,
+        "SetParametersResult": SetParametersResult,
+        "SingleThreadedExecutor": SingleThreadedExecutor,
+        "ExternalShutdownException": ExternalShutdownException,
+        "SignalHandlerOptions": SignalHandlerOptions,
+        "Odometry": _import_odometry(),
     }
+
+
+def _import_odometry() -> Any | None:
+    try:
+        from nav_msgs.msg import Odometry
+    except ImportError:
+        return None
+    return Odometry
 
 
 def _import_unitree_request() -> Any | None:
@@ -134,13 +157,31 @@ class RosOutputs:
 
 
 def declare_config(node: Any, base: NodeConfig | None = None) -> NodeConfig:
-    """Declare every parameter (default: `base`'s value) and read back what the launch file set."""
+    """Declare every parameter (default: `base`'s value) and read back what the launch file set. A value of the
+    wrong type or out of range raises `ConfigError` naming the parameter."""
     defaults = parameter_defaults() if base is None else base.to_dict()
     values = {}
     for name, default in defaults.items():
-        node.declare_parameter(name, default)
+        try:
+            node.declare_parameter(name, default)
+        except Exception as exc:  # rclpy's InvalidParameterTypeException and friends: a mistyped override
+            raise ConfigError(f"{name}: {exc}") from None
         values[name] = node.get_parameter(name).value
     return NodeConfig.from_dict(values)
+
+
+def parameter_change(config: NodeConfig, changes: dict[str, Any]) -> tuple[NodeConfig | None, str]:
+    """The configuration after `changes` (name -> value), or (None, why not): only `LIVE_PARAMETERS` change while
+    the node runs, and the result must pass the same checks as at start-up."""
+    fixed = sorted(name for name in changes if name not in LIVE_PARAMETERS)
+    if fixed:
+        return None, f"{', '.join(fixed)}: read at start-up only (restart the node to change)"
+    values = config.to_dict()
+    values.update(changes)
+    try:
+        return NodeConfig.from_dict(values), ""
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 def build(ros: dict[str, Any], base: NodeConfig | None = None) -> tuple[Any, DogNodeLogic, Any | None]:
@@ -173,20 +214,60 @@ def build(ros: dict[str, Any], base: NodeConfig | None = None) -> tuple[Any, Dog
         ros["Bool"], config.estop_topic, lambda msg: logic.set_estop(bool(msg.data)), QOS_DEPTH
     )
     node.create_subscription(ros["Empty"], config.heartbeat_topic, lambda msg: logic.heartbeat(), QOS_DEPTH)
+    if ros.get("Odometry") is not None:
+        node.create_subscription(
+            ros["Odometry"], config.odom_topic, lambda msg: _on_odometry(logic, msg), QOS_DEPTH
+        )
+    else:
+        node.get_logger().warning("nav_msgs is not installed: no odometry, motion is timed (open loop)")
+
+    def on_set_parameters(params: list[Any]) -> Any:
+        new, reason = parameter_change(logic.config, {p.name: p.value for p in params})
+        result = ros["SetParametersResult"]()
+        result.successful = new is not None
+        result.reason = reason
+        if new is None:
+            log.warning("refused a parameter change: %s", reason)
+        else:
+            logic.reconfigure(new)
+            log.info("parameters changed: %s", ", ".join(f"{p.name}={p.value!r}" for p in params))
+        return result
+
+    node.add_on_set_parameters_callback(on_set_parameters)
     return node, logic, recorder
 
 
+def _on_odometry(logic: DogNodeLogic, msg: Any) -> None:
+    from .odometry import yaw_from_quaternion
+
+    pose = msg.pose.pose
+    q = pose.orientation
+    logic.odometry_input(pose.position.x, pose.position.y, yaw_from_quaternion(q.x, q.y, q.z, q.w), "odom")
+
+
 def run_ros(base: NodeConfig | None = None, args: list[str] | None = None) -> int:
-    """Initialise rclpy, run the node until shutdown (Ctrl-C, `ros2 launch` stop), publish zero on the way out."""
+    """Initialise rclpy, run the node until SIGINT/SIGTERM or an rclpy shutdown, publish zero on the way out.
+    Returns 0 after a clean shutdown, 2 for bad parameters."""
     ros = _import_ros()
     rclpy = ros["rclpy"]
     from .runner import NodeRunner
     from .speech import SpeechFrontEnd
 
-    rclpy.init(args=args)
+    # rclpy's own SIGINT handler would shut the context down before the zero velocity could be published.
+    rclpy.init(args=args, signal_handler_options=ros["SignalHandlerOptions"].NO)
     node = None
+    done = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        node, logic, recorder = build(ros, base)
+        try:
+            node, logic, recorder = build(ros, base)
+        except ConfigError as exc:
+            log.error("bad parameters: %s", exc)
+            return 2
+        executor = ros["SingleThreadedExecutor"]()
+        executor.add_node(node)
         speech = SpeechFrontEnd(logic, logic.config)
         with NodeRunner(logic):
             speech.start()
@@ -199,31 +280,50 @@ def run_ros(base: NodeConfig | None = None, args: list[str] | None = None) -> in
                 )
             )
             try:
-                rclpy.spin(node)
-            except (
-                KeyboardInterrupt,
-                Exception,
-            ) as exc:  # ExternalShutdownException and friends end the spin
-                if not isinstance(exc, KeyboardInterrupt):
-                    log.info("spin ended: %s", exc)
+                spin_until(executor, done, logic, rclpy, ros["ExternalShutdownException"])
             finally:
                 speech.stop()
+        # NodeRunner's exit has published zero velocity by now, with the context still up
         if recorder is not None:
             recorder.close()
         return 0
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
 
 
+def spin_until(
+    executor: Any, done: threading.Event, logic: DogNodeLogic, rclpy: Any, shutdown_error: type
+) -> None:
+    """Spin one callback at a time until `done` or an rclpy shutdown. A callback that raises (a message that
+    cannot be read, a bug) is logged and refused; the node goes on."""
+    while not done.is_set() and rclpy.ok():
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except shutdown_error:
+            return
+        except Exception as exc:
+            log.exception("a callback failed: its message is refused")
+            logic.refuse_input(
+                "<message>", f"could not be handled ({type(exc).__name__}: {exc})"[:300], "ros"
+            )
+
+
 def main(args: list[str] | None = None) -> None:
-    """The ament entry point (`ros2 run shadow_dog shadow_dog_node`)."""
+    """The ament entry point (`ros2 run shadow_dog shadow_dog_node [--ros-args -p name:=value ...]`)."""
     import sys
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
-        raise SystemExit(run_ros(args=args))
+        raise SystemExit(run_ros(args=sys.argv if args is None else args))
     except RclpyUnavailable as exc:
         print(f"shadow_dog: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -46,19 +46,26 @@ class NodeRunner:
         self.stop()
 
     def _worker(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.logic.process_next(timeout=0.1)
-            except (
-                Exception
-            ):  # process_next handles model failures; anything else is a bug: halt, keep serving
-                log.exception("the model worker failed: halting")
-                self.logic.stop("model worker failure")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self.logic.process_next(timeout=0.1)
+                except (
+                    Exception
+                ):  # process_next handles model failures; anything else is a bug: halt, keep serving
+                    log.exception("the model worker failed: halting")
+                    self.logic.stop("model worker failure")
+        except BaseException as exc:  # the worker is killed (SystemExit, MemoryError...): no more decoding
+            self.logic.worker_failed(f"model worker died ({type(exc).__name__})")
+            raise
 
     def _control(self) -> None:
         period = self.logic.config.control_period_s
         deadline = time.monotonic()
+        worker = self._threads[0]
         while not self._stopping.is_set():
+            if not worker.is_alive() and not self._stopping.is_set():
+                self.logic.worker_failed("model worker died")  # however it ended: halted, commands refused
             self.logic.tick()  # never raises
             deadline += period
             delay = deadline - time.monotonic()
