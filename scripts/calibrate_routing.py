@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from shadow_edge.runtime.commander import Commander, ModelLoadError
-from shadow_edge.runtime.routing import SIGNALS, ConfidenceGate, write_gate
+from shadow_edge.runtime.routing import SIGNALS, ConfidenceGate, load_gate, write_gate
 from shadow_edge.runtime.scoring import program_matches
 from shadow_edge.runtime.stats import strided
 from shadow_edge.tasks.robot_dog.splits import load_split
@@ -38,6 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--target-wrong", type=float, default=0.005, help="executed-wrong share to stay under")
     p.add_argument("--report", type=Path, default=None, help="report path without suffix")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="measure the export's current gate (routing.json) on --split instead of choosing one; writes nothing "
+        "into MODEL_DIR",
+    )
     return p.parse_args(argv)
 
 
@@ -108,6 +114,31 @@ def plot(curves: dict[str, list[dict]], chosen: dict[str, dict], path: Path, tar
     plt.close(fig)
 
 
+def evaluate(args: argparse.Namespace, rows: list[dict]) -> int:
+    """Executed right / wrong and routed away under the export's gate, overall and per language."""
+    gate = load_gate(args.model_dir)
+    report = {"split": args.split, "commands": len(rows), "gate": gate.to_json()}
+    for lang in ("all", "en", "zh"):
+        subset = [r for r in rows if lang == "all" or r["lang"] == lang]
+        executed = [r for r in subset if r["movable"] and min(r[gate.signal], 1e6) >= gate.threshold]
+        wrong = sum(not r["right"] for r in executed)
+        report[lang] = {
+            "n": len(subset),
+            "right": sum(r["right"] for r in subset) / len(subset),
+            "executed": len(executed) / len(subset),
+            "executed_wrong": wrong / len(subset),
+            "gated_away": sum(r["movable"] and r not in executed for r in subset) / len(subset),
+        }
+        print(
+            f"{lang:4s} n={len(subset):5d}  exact {100 * report[lang]['right']:5.1f}%  executed "
+            f"{100 * report[lang]['executed']:5.1f}%  executed wrong {100 * report[lang]['executed_wrong']:4.2f}%  "
+            f"held back by the gate {100 * report[lang]['gated_away']:4.1f}%"
+        )
+    base = args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_{args.split}"
+    Path(f"{base}.json").write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -120,6 +151,8 @@ def main(argv=None) -> int:
     except ModelLoadError as exc:
         logger.error("%s", exc)
         return 2
+    if args.evaluate:
+        return evaluate(args, rows)
     curves = {signal: curve(rows, signal) for signal in SIGNALS}
     chosen = {signal: choose(points, args.target_wrong) for signal, points in curves.items()}
     best_signal = max(

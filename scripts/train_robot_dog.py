@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     budget = 60 * args.minutes if args.minutes else None
 
     def progress() -> float:
-        return (time.time() - started) / budget if budget else step / args.steps
+        return (time.time() - started) / budget if budget else (step / args.steps if args.steps > 0 else 1.0)
 
     bar = tqdm(total=None if budget else args.steps, initial=step, desc=f"train {args.method}")
     while progress() < 1.0:

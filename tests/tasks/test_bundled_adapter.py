@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADAPTER = ROOT / "adapters" / "robot-dog-shadow"
-DATA = ROOT / "calibration" / "data"
+DATA = ROOT / "tasks" / "robot_dog" / "data"
+EVERYDAY = Path(__file__).with_name("everyday_commands.jsonl")
 
 
 def test_adapter_is_a_peft_shadow_adapter():
@@ -68,10 +69,44 @@ def test_bundled_model_accuracy_on_test_split(system):
     spec = importlib.util.spec_from_file_location("eval_commands", ROOT / "scripts" / "eval_commands.py")
     eval_commands = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eval_commands)
+    from shadow_edge.runtime.stats import strided
     from shadow_edge.tasks.robot_dog.generator import load_split
 
     args = eval_commands.parse_args([])
-    examples = eval_commands.strided(load_split("test"), 320)
+    examples = strided(load_split("test"), 320)
     report = eval_commands.evaluate(system, examples, args)
     recorded = _report()["systems"][system]["accuracy"]
     assert report["accuracy"] >= recorded - 0.03
+
+
+def _eval_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_commands", ROOT / "scripts" / "eval_commands.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["shadow-attached", "shadow-detached"])
+def test_everyday_commands(system):
+    """A fixed list of everyday commands written apart from the generator (the README's examples among them): the
+    bundled model gets nearly all of them; the list says which ones it misses when it does not."""
+    from shadow_edge.runtime.scoring import program_matches
+    from shadow_edge.tasks.robot_dog.task import generate_programs, model_text
+
+    eval_commands = _eval_module()
+    examples = [
+        json.loads(line) for line in EVERYDAY.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    model, tokenizer, _ = eval_commands.build_system(system, eval_commands.parse_args([]))
+    got = generate_programs(model, tokenizer, [model_text(e["text"]) for e in examples])
+    wrong = [
+        (e["text"], e["program"], g)
+        for e, g in zip(examples, got, strict=True)
+        if not program_matches(g, e["program"])
+    ]
+    assert not any(e["text"].startswith("walk forward two metres") for e, g in zip(examples, got, strict=True)
+                   if not program_matches(g, e["program"])), wrong  # fmt: skip
+    assert len(wrong) <= 0.1 * len(examples), wrong
