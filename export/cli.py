@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mode",
-        choices=("detached", "attached", "both"),
+        choices=("detached", "attached", "both", "chat"),
         default="detached",
-        help="what to export: the detached shadow, the attached base+shadow pair, or both",
+        help="what to export: the detached shadow, the attached base+shadow pair, or both; 'chat': the frozen "
+        "base alone with its full vocabulary, for answering questions in text on a server (no adapter)",
     )
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument(
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--shadow-logits", action="store_true", help="attached mode: also output the shadow's own logits"
+    )
+    tuning.add_argument(
+        "--system-prompt",
+        metavar="TEXT",
+        default=None,
+        help="--mode chat: the system message of the chat prompt (default: the chat template's own)",
     )
     tuning.add_argument(
         "--eval-split",
@@ -208,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_accuracy_loss=args.max_accuracy_loss,
         max_size_ratio=args.max_size_ratio,
         threads=args.threads,
+        system_prompt=args.system_prompt,
     )
     try:
         result = export(options).to_dict()

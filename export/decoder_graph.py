@@ -367,14 +367,20 @@ class _Graph(nn.Module):
 
 
 class DetachedDecoder(_Graph):
-    """The detached shadow: a plain HF `*ForCausalLM` (see `detached_causal_lm`) with one cache, "shadow"."""
+    """The detached shadow: a plain HF `*ForCausalLM` (see `detached_causal_lm`) with one cache, "shadow" (any causal
+    LM of a supported family works; `--mode chat` exports the base this way, its cache named "base")."""
 
-    def __init__(self, causal_lm: nn.Module, head_token_ids: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        causal_lm: nn.Module,
+        head_token_ids: Sequence[int] | None = None,
+        cache_name: str = SHADOW_CACHE,
+    ) -> None:
         super().__init__()
         decoder = _check_supported_decoder(causal_lm, "the detached model")
         self.embed_tokens = causal_lm.get_input_embeddings()
         self.vocab_size = int(self.embed_tokens.num_embeddings)
-        self.stack = _Stack(decoder, SHADOW_CACHE)
+        self.stack = _Stack(decoder, cache_name)
         self.head = _Head(causal_lm.get_output_embeddings(), head_token_ids, "LM head")
         self.head_token_ids = None if head_token_ids is None else list(head_token_ids)
         self.eval()

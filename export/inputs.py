@@ -8,13 +8,13 @@ from typing import Any
 
 from shadow_edge.export import checkpoint
 from shadow_edge.export.base_model import resolve_base
-from shadow_edge.export.options import DEFAULT_ADAPTER, ExportOptions
+from shadow_edge.export.options import CHAT_MODE, DEFAULT_ADAPTER, ExportOptions
 
 
 @dataclass(frozen=True)
 class Inputs:
     base_dir: Path
-    adapter: checkpoint.AdapterInfo
+    adapter: checkpoint.AdapterInfo | None  # None: --mode chat, the base alone
     base: checkpoint.BaseInfo
     default_base: bool
 
@@ -29,6 +29,9 @@ class LoadedModel:
 def check_inputs(options: ExportOptions) -> Inputs:
     """Every input problem, before any model is loaded (ValueError, or CheckpointError naming the file)."""
     options.check()
+    if options.mode == CHAT_MODE:
+        base_dir = resolve_base(options.base)
+        return Inputs(base_dir, None, checkpoint.check_base(base_dir), options.base is None)
     adapter = checkpoint.check_adapter(options.adapter or DEFAULT_ADAPTER)
     base_dir = resolve_base(options.base)
     base = checkpoint.check_base(base_dir)

@@ -10,7 +10,8 @@ from shadow_edge.export.bundled import default_adapter_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADAPTER = default_adapter_dir()  # the clone's adapters/robot-dog-shadow, else shadow-edge-models'
-MODES = ("detached", "attached")
+MODES = ("detached", "attached")  # of a ShadowPEFT model; "both" exports the two
+CHAT_MODE = "chat"  # the frozen base alone, full vocabulary, for answering in text (export.chat)
 PRECISIONS = ("fp32", "int8", "int4")
 INT8_METHODS = ("auto", "dynamic", "nbits")
 
@@ -21,7 +22,7 @@ class ExportOptions:
 
     base: str | None = None  # HF checkpoint dir or GGUF file; None: bundled SmolLM2
     adapter: str | None = None  # None: the bundled robot-dog adapter
-    mode: str = "detached"  # detached | attached | both
+    mode: str = "detached"  # detached | attached | both | chat
     precision: str = "fp32"  # fp32 | int8 | int4
     calibration: str | None = None  # with int8: static QDQ INT8 (TensorRT) calibrated on this set
     shadow_model: str | None = None  # official checkpoints trained with an explicit shadow: its config dir
@@ -38,6 +39,13 @@ class ExportOptions:
     max_accuracy_loss: float = 0.5
     max_size_ratio: float = 0.30
     threads: int | None = None
+    # --mode chat
+    system_prompt: str | None = (
+        None  # the chat prompt's system message; None: the chat template's own default
+    )
+    chat_prompts: int = 16  # prompts the chat export is validated on (the task's `prompts`)
+    chat_new_tokens: int = 16  # tokens of each greedy answer compared with PyTorch
+    chat_min_top1: float = 0.90  # INT8: least top-1 agreement with PyTorch along PyTorch's answers
 
     def modes(self) -> list[str]:
         return list(MODES) if self.mode == "both" else [self.mode]
@@ -47,8 +55,10 @@ class ExportOptions:
 
     def check(self) -> None:
         """ValueError for options that contradict each other or name nothing known."""
-        if self.mode not in (*MODES, "both"):
+        if self.mode not in (*MODES, "both", CHAT_MODE):
             raise ValueError(f"unknown mode {self.mode!r}")
+        if self.mode == CHAT_MODE:
+            self._check_chat()
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}")
         if self.int8_method not in INT8_METHODS:
@@ -59,6 +69,20 @@ class ExportOptions:
             )
         if self.calibration and self.precision != "int8":
             raise ValueError("--calibration selects static INT8 (QDQ, for TensorRT): use it with --int8")
+
+    def _check_chat(self) -> None:
+        if self.adapter or self.shadow_model:
+            raise ValueError("--mode chat exports the base alone: --adapter and --shadow-model do not apply")
+        if self.precision not in ("fp32", "int8") or self.calibration:
+            raise ValueError(
+                "--mode chat is exported as FP32 or INT8 (8-bit MatMulNBits): use --fp32 or --int8"
+            )
+        if self.optimum:
+            raise ValueError("--optimum writes the detached shadow: it does not apply to --mode chat")
+        if self.chat_prompts < 1 or self.chat_new_tokens < 1 or not 0.0 <= self.chat_min_top1 <= 1.0:
+            raise ValueError(
+                "--mode chat needs chat_prompts >= 1, chat_new_tokens >= 1, 0 <= chat_min_top1 <= 1"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,19 +27,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shadow_edge.export.chat import chat_context, export_chat_mode, load_base_model
 from shadow_edge.export.inputs import Inputs, LoadedModel, check_inputs, load_model
 from shadow_edge.export.job import ModeJob
-from shadow_edge.export.options import ExportOptions
+from shadow_edge.export.options import CHAT_MODE, ExportOptions
 from shadow_edge.export.output_dir import StagedDir
 from shadow_edge.export.results import (
     Check,
     ExportContext,
     ExportResult,
-    Fp32Stage,
-    GraphStage,
     ModeReport,
     ProgramChecks,
 )
+from shadow_edge.export.stages import StageProgress, build_graph, export_fp32
 from shadow_edge.export.task_checks import TaskChecks, load_task_checks
 from shadow_edge.export.tokenizer_files import prompt_of, special_tokens_of, write_tokenizer
 from shadow_edge.export.write_outputs import tool_versions, write_mode_manifest, write_report
@@ -57,65 +57,6 @@ class ExportFailed(RuntimeError):
         super().__init__(message)
         self.result = result
         self.report = result.full_report()
-
-
-class _Stages:
-    """A progress bar over the stages of one mode's export, plus the time each took."""
-
-    NAMES = ("graph", "onnx", "validate", "programs", "quantize", "write")
-
-    def __init__(self, mode: str) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=len(self.NAMES), desc=f"export {mode}", unit="stage")
-        self.seconds: dict[str, float] = {}
-        self._name: str | None = None
-        self._start = time.perf_counter()
-
-    def start(self, name: str) -> None:
-        self._finish()
-        self._name, self._start = name, time.perf_counter()
-        self.bar.set_postfix_str(name)
-
-    def _finish(self) -> None:
-        if self._name is not None:
-            self.seconds[self._name] = round(time.perf_counter() - self._start, 2)
-            self.bar.update(1)
-
-    def close(self) -> None:
-        self._finish()
-        self._name = None
-        self.bar.close()
-
-
-# -- the stages of one mode ------------------------------------------------------------------------------------------
-
-
-def build_graph(job: ModeJob) -> GraphStage:
-    from shadow_edge.export.decoder_graph import graph_for
-    from shadow_edge.runtime.manifest import CacheSpec
-
-    head_ids = None
-    if job.options.action_head and job.task == "causal_lm":
-        head_ids = job.task_checks.head_token_ids(job.rt_tokenizer, job.context.special_tokens.eos)
-    graph = graph_for(job.model, job.mode, head_ids, job.options.shadow_logits)
-    head_size = len(head_ids) if head_ids is not None else int(graph.vocab_size)
-    return GraphStage(graph, job.task, head_ids, head_size, [CacheSpec(**c) for c in graph.caches])
-
-
-def export_fp32(job: ModeJob, stage: GraphStage, stages: _Stages) -> Fp32Stage:
-    """FP32 ONNX (the final file when the precision is fp32) and its validation against the torch graph."""
-    from shadow_edge.export.convert import export_decoder_onnx
-    from shadow_edge.export.validate_decoder import validate_decoder
-
-    options = job.options
-    path = job.out / "decoder.onnx" if options.precision == "fp32" else job.work / "fp32" / "decoder.onnx"
-    onnx = export_decoder_onnx(stage.graph, path)
-    stages.start("validate")
-    validation = validate_decoder(path, stage.graph, atol=options.atol, threads=options.threads or 0)
-    check = Check(validation["passed"], {"max_abs_logit_diff": validation["max_abs_logit_diff"],
-                  "atol": options.atol, "greedy_tokens_match": validation["greedy_tokens_match"]})  # fmt: skip
-    return Fp32Stage(path, onnx, validation, check)
 
 
 def export_optimum(job: ModeJob, programs: ProgramChecks | None) -> tuple[dict[str, Any], Check, list[str]]:
@@ -141,7 +82,7 @@ def export_mode(job: ModeJob, inputs: Inputs) -> ModeReport:
     from shadow_edge.export.quantize_choice import quantize_and_choose
 
     started = time.perf_counter()
-    stages = _Stages(job.mode)
+    stages = StageProgress(job.mode)
     report = ModeReport(job.mode, job.task, job.precision)
     job.work.mkdir()
     try:
@@ -227,8 +168,12 @@ def export(options: ExportOptions) -> ExportResult:
     task_checks = load_task_checks(options.task)
     staged = StagedDir(options.out_dir)
     with staged as stage:
-        loaded = load_model(inputs, options.shadow_model)
-        context = export_context(options, inputs, loaded, task_checks)
+        if options.mode == CHAT_MODE:
+            loaded = load_base_model(inputs)
+            context = chat_context(options, inputs, loaded)
+        else:
+            loaded = load_model(inputs, options.shadow_model)
+            context = export_context(options, inputs, loaded, task_checks)
         reports: dict[str, ModeReport] = {}
         for mode in options.modes():
             out = stage / mode if options.mode == "both" else stage
@@ -236,7 +181,7 @@ def export(options: ExportOptions) -> ExportResult:
             files = tuple(write_tokenizer(loaded.tokenizer, out))
             job = ModeJob(mode, out, out / ".work", options, context, task_checks, loaded.model, loaded.tokenizer,
                           Tokenizer.from_file(str(out / "tokenizer.json")), loaded.task, files)  # fmt: skip
-            reports[mode] = export_mode(job, inputs)
+            reports[mode] = export_chat_mode(job, inputs) if mode == CHAT_MODE else export_mode(job, inputs)
         result = ExportResult(
             str(Path(options.out_dir).absolute()),
             options.to_dict(),

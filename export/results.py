@@ -158,6 +158,7 @@ class ModeReport:
     programs: ProgramChecks | None = None
     quantization: Quantization | None = None
     optimum: dict[str, Any] | None = None
+    chat: dict[str, Any] | None = None  # --mode chat: what the answers were checked on
     files: dict[str, int] = field(default_factory=dict)
     decoder_size_bytes: int | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -181,6 +182,8 @@ class ModeReport:
             out["quantization"] = self.quantization.to_dict()
         if self.optimum is not None:
             out["optimum"] = self.optimum
+        if self.chat is not None:
+            out["chat"] = self.chat
         out.update(files=self.files, decoder_size_bytes=self.decoder_size_bytes, passed=self.passed,
                    stage_seconds=self.stage_seconds, export_seconds=self.export_seconds)  # fmt: skip
         return out

@@ -12,13 +12,17 @@ from shadow_edge.runtime.prompt import SYSTEM_PROMPT, chat_messages
 PROMPT_SENTINEL = "\u2063SHADOW_EDGE_COMMAND\u2063"  # split the chat template around the command text
 
 
-def prompt_template(tokenizer: Any, system_prompt: str = SYSTEM_PROMPT) -> tuple[str, str]:
-    """(prefix, suffix) of the chat prompt around the command text; by default the one the model was trained with."""
+def prompt_template(tokenizer: Any, system_prompt: str | None = SYSTEM_PROMPT) -> tuple[str, str]:
+    """(prefix, suffix) of the chat prompt around the command text; by default the one the model was trained with.
+    `system_prompt=None`: no system message (the template's own default, if it has one)."""
     if not getattr(tokenizer, "chat_template", None):
         return "", ""
-    rendered = tokenizer.apply_chat_template(
-        chat_messages(PROMPT_SENTINEL, system_prompt), tokenize=False, add_generation_prompt=True
+    messages = (
+        chat_messages(PROMPT_SENTINEL, system_prompt)
+        if system_prompt is not None
+        else [{"role": "user", "content": PROMPT_SENTINEL}]
     )
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if rendered.count(PROMPT_SENTINEL) != 1:
         raise ValueError(
             "the chat template does not place the user's text exactly once; cannot split the prompt"
@@ -27,7 +31,7 @@ def prompt_template(tokenizer: Any, system_prompt: str = SYSTEM_PROMPT) -> tuple
     return prefix, suffix
 
 
-def prompt_of(tokenizer: Any, system_prompt: str = SYSTEM_PROMPT) -> PromptTemplate:
+def prompt_of(tokenizer: Any, system_prompt: str | None = SYSTEM_PROMPT) -> PromptTemplate:
     return PromptTemplate(*prompt_template(tokenizer, system_prompt))
 
 

@@ -9,7 +9,7 @@ manifest.json (format_version 1)::
 
     {
       "format": "shadow-edge-export", "format_version": 1,
-      "mode": "detached" | "attached",
+      "mode": "detached" | "attached" | "chat",
       "precision": "fp32" | "int8" | "int8-qdq" | "int4",
       "task": "causal_lm" | "seq_cls",
       "decoder": "decoder.onnx",            # the graph the runtime runs (I/O below)
@@ -53,7 +53,8 @@ from .digest import file_sha256
 MANIFEST_FILE = "manifest.json"
 FORMAT = "shadow-edge-export"
 FORMAT_VERSION = 1
-MODES = ("detached", "attached")
+# chat: the frozen base alone, full vocabulary, answering in text (`shadow-export --mode chat`)
+MODES = ("detached", "attached", "chat")
 PRECISIONS = ("fp32", "int8", "int8-qdq", "int4")
 
 
