@@ -31,7 +31,10 @@ import sys
 import wave
 from pathlib import Path
 
-from shadow_edge.tasks.robot_dog.generator import load_split
+try:  # the task's split reader (splits.py; older trees: generator.py)
+    from shadow_edge.tasks.robot_dog.splits import load_split
+except ImportError:
+    from shadow_edge.tasks.robot_dog.generator import load_split
 
 log = logging.getLogger("make_speech_set")
 

@@ -20,6 +20,8 @@ from .audio import SAMPLE_RATE
 from .engine import EngineError, Hypothesis, import_optional
 from .grammar import build_grammar, grammar_matcher, is_complete_command
 
+DITHER = 4.0 / 32768.0
+
 
 class GrammarEngine:
     name = "pocketsphinx-grammar"
@@ -41,7 +43,10 @@ class GrammarEngine:
         return "pocketsphinx with the command grammar (whole sentences only)"
 
     def decode(self, audio: np.ndarray) -> Hypothesis:
-        raw = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16).tobytes()
+        # Digital silence (exact zeros: synthetic or gated audio) derails pocketsphinx's feature normalisation;
+        # a few LSB of fixed-seed dither measurably fix it ("sit down" heard as nothing, "stop" as "go").
+        dither = np.random.default_rng(0).normal(0.0, DITHER, len(audio)).astype(np.float32)
+        raw = np.clip(np.round((audio + dither) * 32767.0), -32768, 32767).astype(np.int16).tobytes()
         with self._lock:
             self._decoder.start_utt()
             self._decoder.process_raw(raw, full_utt=True)

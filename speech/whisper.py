@@ -103,6 +103,8 @@ class WhisperEngine:
         no_repeat_ngram_size: int = 0,
         no_speech_threshold: float = 0.6,
         logprob_threshold: float = -1.0,
+        stock: bool = False,
+        timestamps: bool = False,
     ) -> None:
         if beam_size < 1 or max_new_tokens < 1:
             raise ValueError(f"beam_size and max_new_tokens must be >= 1, got {beam_size}, {max_new_tokens}")
@@ -137,6 +139,8 @@ class WhisperEngine:
             )
         self.beam_size, self.window_s, self.max_new_tokens = beam_size, window_s, max_new_tokens
         self.fit_margin_s, self.no_repeat_ngram_size = fit_margin_s, no_repeat_ngram_size
+        self.stock, self.timestamps = stock, timestamps
+        self.language = language if multilingual else "en"
         self.no_speech_threshold, self.logprob_threshold = no_speech_threshold, logprob_threshold
         self.prompt = vocabulary_prompt() if prompt is None else prompt
         previous = self._tokenizer.encode(" " + self.prompt.strip()) if self.prompt.strip() else []
@@ -146,10 +150,14 @@ class WhisperEngine:
         self.decode(np.zeros(SAMPLE_RATE, dtype=np.float32))  # warm-up: the first command is not the slow one
 
     def describe(self) -> str:
+        if self.stock:
+            return f"whisper {self.model_name}, WhisperModel.transcribe, beam {self.beam_size}"
         window = "fitted window" if self.window_s == "fit" else f"{self.window_s} s window"
         return f"whisper {self.model_name}, beam {self.beam_size}, {window}"
 
     def decode(self, audio: np.ndarray) -> Hypothesis:
+        if self.stock:
+            return self._decode_stock(audio)
         seconds = window_seconds(len(audio) / SAMPLE_RATE, self.window_s, self.fit_margin_s)
         frames = seconds * SAMPLE_RATE // HOP
         padded = np.zeros(frames * HOP, dtype=np.float32)
@@ -178,6 +186,27 @@ class WhisperEngine:
             log.debug("whisper: no speech (p=%.2f, logprob %s, text %r)", no_speech, avg_logprob, text)
             return Hypothesis("", "not understood", no_speech, avg_logprob, float(seconds))
         return Hypothesis(text, "ok", no_speech, avg_logprob, float(seconds))
+
+    def _decode_stock(self, audio: np.ndarray) -> Hypothesis:
+        """faster-whisper's own `transcribe` (30 s window, temperature fallback): the reference for the benchmark."""
+        with self._lock:
+            segments, _ = self._model.transcribe(
+                audio,
+                language=self.language,
+                beam_size=self.beam_size,
+                initial_prompt=self.prompt or None,
+                without_timestamps=not self.timestamps,
+                condition_on_previous_text=False,
+                vad_filter=False,
+                no_speech_threshold=self.no_speech_threshold,
+                log_prob_threshold=self.logprob_threshold,
+            )
+            segments = list(segments)
+        text = " ".join(" ".join(s.text for s in segments).split())
+        if not text:
+            return Hypothesis("", "not understood", window_s=float(FULL_WINDOW_S))
+        no_speech = max(s.no_speech_prob for s in segments)
+        return Hypothesis(text, "ok", no_speech, min(s.avg_logprob for s in segments), float(FULL_WINDOW_S))
 
 
 __all__ = ["BUNDLED_SHA256", "WhisperEngine", "bundled_model_dir", "window_seconds"]

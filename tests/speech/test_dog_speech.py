@@ -15,6 +15,7 @@ from shadow_dog.config import NodeConfig
 from shadow_dog.logic import DogNodeLogic
 from shadow_dog.outputs import MemoryOutputs
 from shadow_dog.speech import SpeechFrontEnd
+from shadow_edge.runtime.normalize import normalize_numbers
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,
@@ -32,7 +33,7 @@ def _silent_wav() -> bytes:
     return buffer.getvalue()
 
 
-def wait_for(predicate, timeout=20.0):
+def wait_for(predicate, timeout=120.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
@@ -49,7 +50,10 @@ def test_spoken_wav_drives_the_node(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFF....WAVEjunk")
     (tmp_path / "quiet.wav").write_bytes(_silent_wav())
     # Whisper writes a sentence: the scripted model knows the command in those spellings too
-    commander, _ = make_commander({**ANSWERS, "Walk two metres.": "move x=2", "walk two metres.": "move x=2"})
+    # (the commander writes number words as digits before the model reads them)
+    spellings = ["walk two metres", "Walk two metres.", "walk two metres.", "Walk two metres"]
+    spellings += [normalize_numbers(t).text for t in spellings]
+    commander, _ = make_commander({**ANSWERS, **dict.fromkeys(spellings, "move x=2")})
     out = MemoryOutputs(time.monotonic)
     logic = DogNodeLogic(out, commander, NodeConfig())
     speech = SpeechFrontEnd(logic, logic.config)

@@ -28,7 +28,10 @@ def make(out: Path, *args: str) -> list[dict]:
 
 
 def test_speech_set(tmp_path):
-    from shadow_edge.tasks.robot_dog.generator import load_split
+    try:  # the task's split reader (splits.py; older trees: generator.py)
+        from shadow_edge.tasks.robot_dog.splits import load_split
+    except ImportError:
+        from shadow_edge.tasks.robot_dog.generator import load_split
 
     entries = make(tmp_path, "--limit", "2", "--per-text", "2", "--langs", "en", "zh")
     assert len(entries) == 8  # 2 commands x 2 renderings x 2 languages
