@@ -167,17 +167,17 @@ def test_installed_commands_answer_help(installed, tmp_path):
 
 @pytest.mark.slow
 def test_installed_shadow_export_int8(installed, tmp_path):
-    """The default export from the installed wheels: bundled adapter and splits from shadow-edge-models."""
+    """The default export from the installed wheels: bundled adapter and splits from shadow-edge-models.
+
+    What is tested is the install, not the model: the accuracy bar is lifted (the model's own accuracy is the
+    exporter's and the adapter's tests) and 64 test commands are evaluated instead of 400."""
     pytest.importorskip("torch")
     out = tmp_path / "robot-dog-int8"
-    result = subprocess.run(
-        [installed / "bin" / "shadow-export", "--int8", "-o", out, "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    command = [installed / "bin" / "shadow-export", "--int8", "-o", out, "--json",
+               "--eval-limit", "64", "--max-accuracy-loss", "100"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["precision"].startswith("int8")
-    assert "shadow_edge_models" in json.dumps(manifest.get("source", {}))
+    adapter = Path(manifest["source"]["adapter"])
+    assert adapter.resolve().is_relative_to(installed.resolve()) and "shadow_edge_models" in adapter.parts
