@@ -1,0 +1,67 @@
+"""`shadow-run --wav` and the "wav" lines of `--jsonl`: what was heard, the vad/asr/model timings, and refusals
+(missing, silent) that never reach the model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
+from shadow_edge.runtime.cli import main
+from shadow_edge.runtime.grammar import action_vocabulary
+from speech_wavs import needs_speech_tools, silence, speak, write_wav
+
+pytest.importorskip("faster_whisper")
+pytestmark = needs_speech_tools
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    tokenizer = tiny_tokenizer()
+    ids = action_vocabulary(tokenizer, EOS_ID)
+    script = [*tokenizer.encode("sit", add_special_tokens=False).ids, EOS_ID]
+    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    return write_export_dir(
+        tmp_path_factory.mktemp("model"),
+        tokenizer,
+        ids,
+        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
+    )
+
+
+def test_jsonl_wav_lines(model_dir, tmp_path, capsys):
+    speak(tmp_path, "sit down")
+    write_wav(tmp_path / "quiet.wav", silence(1.0))
+    lines = [
+        {"wav": "sit_down__en-us__150.wav", "id": 1},
+        {"wav": "missing.wav"},
+        {"wav": "quiet.wav"},
+        {"text": "sit"},
+    ]
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code = main([str(model_dir), "--jsonl", str(jsonl), "--json", "--threads", "1"])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and len(out) == 4
+    spoken = out[0]
+    assert spoken["heard"].lower().rstrip(".") == "sit down" and spoken["input"] == {
+        "wav": lines[0]["wav"],
+        "id": 1,
+    }
+    assert set(spoken["timings_ms"]) == {"vad", "asr", "model"} and spoken["timings_ms"]["asr"] > 0
+    assert "no such file" in out[1]["error"] and "silent audio" in out[2]["error"]
+    assert "heard" not in out[3] and out[3]["program"]
+
+
+def test_wav_refusals_exit_2_without_the_model(tmp_path, capsys):
+    quiet = write_wav(tmp_path / "quiet.wav", silence(1.0))
+    code = main([str(tmp_path / "no-model"), "--wav", str(quiet)])  # refused before the model is loaded
+    err = capsys.readouterr().err
+    assert code == 2 and "silent audio" in err and "Traceback" not in err
+
+
+def test_wav_plain_output_says_what_was_heard(model_dir, tmp_path, capsys):
+    code = main([str(model_dir), "--wav", str(speak(tmp_path, "sit down")), "--threads", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[0].lower().startswith("heard: 'sit down") and "asr" in out[0] and len(out) == 2
