@@ -206,7 +206,7 @@ def _references(values: Sequence[str] | None) -> list[str]:
 def read_commands(path: str | None, split: str = DEFAULT_SPLIT) -> list[str]:
     """Command texts: from a JSONL file (`{"text": ...}` per line), or the packaged robot-dog split."""
     if path is None:
-        from shadow_edge.tasks.robot_dog.generator import DATA_DIR
+        from shadow_edge.tasks.robot_dog.splits import DATA_DIR
 
         try:
             lines = (DATA_DIR / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()

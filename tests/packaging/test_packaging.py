@@ -132,7 +132,7 @@ PROBE = """
 import json, shadow_edge, shadow_dog.main
 from shadow_edge.export.bundled import default_adapter_dir
 from shadow_edge.runtime.actions import SPEC_PATH, load_spec
-from shadow_edge.tasks.robot_dog.generator import DATA_DIR, load_split
+from shadow_edge.tasks.robot_dog.splits import DATA_DIR, load_split
 print(json.dumps({"package": shadow_edge.__file__, "node": shadow_dog.main.__file__,
                   "adapter": str(default_adapter_dir()), "data": str(DATA_DIR), "spec": str(SPEC_PATH),
                   "spec_version": load_spec().version, "test_split": len(load_split("test"))}))
