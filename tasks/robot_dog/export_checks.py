@@ -16,7 +16,7 @@ from shadow_edge.runtime.prompt import SYSTEM_PROMPT
 from shadow_edge.runtime.scoring import score_programs
 from shadow_edge.runtime.stats import strided
 from shadow_edge.tasks.robot_dog import task
-from shadow_edge.tasks.robot_dog.generator import load_split
+from shadow_edge.tasks.robot_dog.splits import load_split
 
 # the split the examples for prompt-only checks come from: not the one accuracy is measured on
 PROMPT_SPLIT = "validation"
