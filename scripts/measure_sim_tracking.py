@@ -3,7 +3,8 @@
 
 Every program (by default: each distinct locomotion program of the robot-dog test split, i.e. the reference
 answers) is planned by the safety layer, executed by the node's `PlanExecutor` in lockstep with `SimGo2` from a
-fresh, settled dog, and scored by `shadow_edge.sim.sim_task.check_locomotion` (0.25 m, 10 deg). This is the ceiling for
+fresh, settled dog -- closed loop on the dog's odometry (the Go2's sport-mode state) unless `--open-loop` -- and
+scored by `shadow_edge.sim.sim_task.check_locomotion` (0.25 m, 10 deg). This is the ceiling for
 any model's simulation success: the program is right by construction, so every miss is the walking policy's (or
 the open-loop timed execution's). Prints a table; `--json OUT` writes every run and the summary.
 
@@ -91,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--split", default="test")
     parser.add_argument("--json", type=Path, help="write every run and the summary here")
+    parser.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="give the executor no odometry: timed segments, as without closed_loop (for a side-by-side)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     programs = args.programs or split_programs(args.split)
     try:
-        report = measure(programs)
+        report = measure(programs, odometry=not args.open_loop)
+        report["summary"]["closed_loop"] = not args.open_loop
     except SimUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -70,6 +70,7 @@ class SimGo2DdsBridge:
         self.realtime_factor = realtime_factor
         self.participant = DomainParticipant(domain_from_env() if domain_id is None else domain_id)
         self.twists_received = 0
+        self.last_twist_at = -math.inf  # time.monotonic() of the latest /cmd_vel
         self.sounds: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -114,6 +115,7 @@ class SimGo2DdsBridge:
     def _on_twist(self, twist: Twist_) -> None:
         with self._lock:
             self.twists_received += 1
+            self.last_twist_at = time.monotonic()
         self.sim.set_velocity(twist.linear.x, twist.linear.y, twist.angular.z)
 
     def _on_request(self, request: Request_) -> None:

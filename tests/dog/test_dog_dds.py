@@ -151,7 +151,7 @@ def test_string_command_in_twist_out_stop_and_sigterm(dds_env, model_dir):
     proc = start_node(env, model_dir)
     try:
         peer = Peer(domain)
-        peer.wait_for(lambda: peer.diags, 15.0, "diagnostics from the node")
+        peer.wait_for(lambda: peer.diags, 90.0, "diagnostics from the node")  # start-up, on a loaded machine
         model_status = peer.diags[-1].status[0]
         values = {kv.key: kv.value for kv in model_status.values}
         assert model_status.name == "shadow_dog: model" and values["model_loaded"] == "true"
@@ -212,7 +212,7 @@ def test_go2_sport_requests_over_dds(dds_env, model_dir):
     proc = start_node(env, model_dir, "go2_sport_output=true")
     try:
         peer = Peer(domain)
-        peer.wait_for(lambda: peer.diags, 15.0, "diagnostics from the node")
+        peer.wait_for(lambda: peer.diags, 90.0, "diagnostics from the node")  # start-up, on a loaded machine
         peer.wait_matched(peer.command)
         from shadow_dog.dds_types import String_
 

@@ -294,8 +294,14 @@ class DogNodeLogic:
             reason = "no heartbeat: nothing executed"
         else:
             plan_id = next(self._plan_ids)
-            first = self.executor.start(result.plan, plan_id, now)
-            executed = True
+            try:
+                first = self.executor.start(result.plan, plan_id, now)
+                executed = True
+            except Exception:  # an output that failed mid-start: nothing of this plan may go on
+                log.exception("starting %r failed: halting", result.plan.program)
+                self.tick_errors += 1
+                self._emergency_zero(now)
+                first, reason = None, "the plan could not be started: halted"
             start = pending.speech_end_at if pending.speech_end_at is not None else pending.received_at
             if first is not None:
                 record["latencies_ms"]["node"] = round((first - now) * 1000.0, 3)
