@@ -33,7 +33,19 @@ ANSWERS = {
 }
 
 
+def _with_model_texts(answers: dict[str, str]) -> dict[str, str]:
+    """The Commander hands the model its number-normalised text ("walk two metres" -> "walk 2 metres"): script
+    both spellings."""
+    try:
+        from shadow_edge.runtime.normalize import normalize_numbers
+    except ImportError:
+        return dict(answers)
+    return {**answers, **{normalize_numbers(text).text: program for text, program in answers.items()}}
+
+
 def make_commander(answers=ANSWERS, cloud=None, **session_kwargs):
-    session = ScriptedSession(TOKENIZER, answers, head_token_ids=ACTION_IDS, **session_kwargs)
+    session = ScriptedSession(
+        TOKENIZER, _with_model_texts(answers), head_token_ids=ACTION_IDS, **session_kwargs
+    )
     generator = Generator(session, TOKENIZER, session.caches, CONSTRAINT, ACTION_IDS, PREFIX, SUFFIX, EOS_ID)
     return Commander.from_generator(generator, cloud=cloud), session
