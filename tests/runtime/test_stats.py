@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from shadow_edge.runtime.digest import file_sha256, files_sha256
 from shadow_edge.runtime.stats import SUMMARY_KEYS, percentile, strided, summary
@@ -10,6 +10,7 @@ from shadow_edge.runtime.stats import SUMMARY_KEYS, percentile, strided, summary
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
 
+@settings(deadline=None)  # no wall-clock limit: the machine may be loaded
 @given(st.lists(finite, min_size=1, max_size=50), st.floats(min_value=0, max_value=100))
 def test_percentile_is_numpys(values, q):
     assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
@@ -41,6 +42,7 @@ def test_strided_spreads_evenly():
     assert strided(items, None) == items and strided(items, 0) == items and strided(items, 20) == items
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(), min_size=1, max_size=200), st.integers(min_value=1, max_value=300))
 def test_strided_length_and_order(items, n):
     picked = strided(items, n)
