@@ -37,7 +37,9 @@ def test_adapter_weights_cover_backbone_and_every_block():
         assert any(f"layers.{i}." in n and "shadow_backbone" in n for n in names), f"shadow layer {i} missing"
     wrapped = {n.split(".layers.")[1].split(".")[0] for n in names if "shadow_down" in n}
     assert len(wrapped) == 30, "every SmolLM2 block carries an injection"
-    assert n_params == record["adapter_parameters"]  # the frozen pre-trained shadow and what the attach stage trained
+    assert (
+        n_params == record["adapter_parameters"]
+    )  # the frozen pre-trained shadow and what the attach stage trained
 
 
 def test_adapter_was_trained_on_the_committed_data():
