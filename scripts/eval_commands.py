@@ -106,6 +106,15 @@ def evaluate(name: str, examples: list[dict], args) -> dict:
     started = time.time()
     texts = [model_text(e["text"]) for e in examples]  # spoken numbers as digits, as on the robot
     kwargs = {"system_prompt": FEW_SHOT_PROMPT} if name == "base" else {}
+    if name == "shadow-detached":
+        # the detached shadow is trained and deployed with the action head (the runtime cuts the LM head down to
+        # the tokens a program can use); its rows outside that vocabulary were never trained
+        from shadow_edge.runtime.grammar import action_vocabulary
+        from shadow_edge.tasks.robot_dog.task import end_of_turn_id
+
+        kwargs["allowed_token_ids"] = action_vocabulary(
+            tokenizer.backend_tokenizer, end_of_turn_id(tokenizer)
+        )
     predictions = generate_programs(
         model, tokenizer, texts, batch_size=args.batch_size, progress=True, **kwargs
     )

@@ -80,6 +80,23 @@ def tail_loss(logits: torch.Tensor, batch: TrainingBatch) -> torch.Tensor:
     )
 
 
+def _only(allowed: Sequence[int], model):
+    """A logits processor that keeps `allowed` token ids only (the action head the robot decodes with)."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class Only(LogitsProcessor):
+        def __init__(self) -> None:
+            self.mask = None
+
+        def __call__(self, input_ids, scores):
+            if self.mask is None or self.mask.shape[-1] != scores.shape[-1]:
+                self.mask = torch.full((scores.shape[-1],), float("-inf"), device=scores.device)
+                self.mask[torch.tensor(list(allowed), device=scores.device)] = 0.0
+            return scores + self.mask
+
+    return LogitsProcessorList([Only()])
+
+
 @torch.no_grad()
 def generate_programs(
     model,
@@ -89,6 +106,7 @@ def generate_programs(
     max_new_tokens: int = 40,
     progress: bool = False,
     system_prompt: str = SYSTEM_PROMPT,
+    allowed_token_ids: Sequence[int] | None = None,
 ) -> list[str]:
     """Greedy answers of `model` (any HF/peft causal LM with `generate`) for `texts`, decoded to strings."""
     from tqdm.auto import tqdm
@@ -109,6 +127,7 @@ def generate_programs(
             ids[row, length - len(p) :] = torch.tensor(p)
             mask[row, length - len(p) :] = 1
         out = model.generate(
+            logits_processor=_only(allowed_token_ids, model) if allowed_token_ids is not None else None,
             input_ids=ids,
             attention_mask=mask,
             max_new_tokens=max_new_tokens,
