@@ -6,5 +6,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install.sh
 shadow-export --int8 -o build/robot-dog
 # the confidence gate for this export, chosen on the validation split for <= 0.5% executed-wrong (routing.json)
-python3 scripts/calibrate_routing.py build/robot-dog --limit 600
+python3 scripts/calibrate_routing.py build/robot-dog --limit 1000
 shadow-run build/robot-dog --text "walk forward two metres, then sit down" --json
