@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -25,7 +24,13 @@ import torch
 from shadow_edge.export.base_model import load_base
 from shadow_edge.runtime.digest import file_sha256
 from shadow_edge.tasks.robot_dog.generator import load_split
-from shadow_edge.tasks.robot_dog.recipes import build_adapter, count_trainable, recipe_dict, shadow_seed_state
+from shadow_edge.tasks.robot_dog.recipes import (
+    build_adapter,
+    count_trainable,
+    lr_at,
+    recipe_dict,
+    shadow_seed_state,
+)
 from shadow_edge.tasks.robot_dog.standalone import graft_shadow
 from shadow_edge.tasks.robot_dog.task import collate, encode_example, model_text, tail_loss
 from tqdm.auto import tqdm
@@ -92,13 +97,6 @@ def parse_overrides(items: list[str]) -> dict:
             raise SystemExit(f"--recipe expects KEY=VALUE, got {item!r}")
         overrides[key] = json.loads(value) if value[:1] in "-0123456789tf[" else value
     return overrides
-
-
-def lr_at(step: int, peak: float, warmup: int, progress: float) -> float:
-    """Linear warm-up over `warmup` steps, then cosine to 10% of `peak` as `progress` goes from 0 to 1."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def load_fitting_weights(model, adapter_dir: Path) -> None:
@@ -218,7 +216,7 @@ def main(argv=None) -> int:
         picked, order = order[: args.batch_size], order[args.batch_size :]
         batch = collate([encoded[i] for i in picked], pad_id)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, group["peak"], args.warmup, progress())
+            group["lr"] = lr_at(step, group["peak"], args.warmup, progress(), floor=0.1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             out = model(
                 input_ids=batch.input_ids.to(device),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -27,6 +26,7 @@ from shadow_edge.export.base_model import load_base
 from shadow_edge.runtime.digest import file_sha256
 from shadow_edge.runtime.grammar import action_vocabulary
 from shadow_edge.tasks.robot_dog.generator import DATA_DIR, load_split
+from shadow_edge.tasks.robot_dog.recipes import lr_at
 from shadow_edge.tasks.robot_dog.standalone import (
     build_standalone_shadow,
     restricted_tail_loss,
@@ -60,13 +60,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="train for this long instead of --steps: the schedule follows elapsed time (robust on a shared machine)",
     )
     return p.parse_args(argv)
-
-
-def lr_at(step: int, peak: float, warmup: int, progress: float) -> float:
-    """Linear warm-up over `warmup` steps, then cosine to 5% of `peak` as `progress` goes from 0 to 1."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def main(argv=None) -> int:
@@ -133,7 +126,7 @@ def main(argv=None) -> int:
             order += fresh
         picked, order = order[: args.batch_size], order[args.batch_size :]
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, args.lr, args.warmup, progress())
+            group["lr"] = lr_at(step, args.lr, args.warmup, progress(), floor=0.05)
         loss = loss_of([train[i] for i in picked])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -65,6 +65,12 @@ FRAME_POOLS = (
 )  # fmt: skip
 
 Side = str  # "train" | "test"
+MOVE_AXES = {
+    "fwd": ("x", 1),
+    "back": ("x", -1),
+    "left": ("y", 1),
+    "right": ("y", -1),
+}  # direction -> axis, sign
 
 
 def split_pool(items: Sequence, side: Side) -> list[tuple[int, object]]:
@@ -104,7 +110,7 @@ def _program(name: str, **args: float) -> str:
 
 def _move(d: _Draw) -> tuple[str, str]:
     direction = d.word(("fwd", "fwd", "back", "left", "right"))
-    axis, sign = {"fwd": ("x", 1), "back": ("x", -1), "left": ("y", 1), "right": ("y", -1)}[direction]
+    axis, sign = MOVE_AXES[direction]
     verb = d.word(d.p.MOVE[direction])
     sep = " " if d.lang == "en" else ""
     if d.chance(0.22):  # no number: the spec's default distance
@@ -354,7 +360,7 @@ def _vocabulary_examples(seed: int, seen: dict[str, str]) -> list[dict]:
     for lang, p in PHRASES.items():
         entries = [(phrase, _program(name)) for name, phrases in p.PLAIN.items() for phrase in phrases]
         for direction, phrases in p.MOVE.items():
-            axis, sign = {"fwd": ("x", 1), "back": ("x", -1), "left": ("y", 1), "right": ("y", -1)}[direction]
+            axis, sign = MOVE_AXES[direction]
             default = spec.defaults_without_number["move"]["x"]
             entries += [(phrase, _program("move", **{axis: sign * default})) for phrase in phrases]
         for direction, phrases in p.TURN.items():

@@ -14,6 +14,7 @@ The ShadowPEFT recipe (why each choice):
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -135,3 +136,11 @@ def shadow_seed_state(model) -> torch.Tensor:
             "this training script supports peft 0.21.x"
         )
     return state
+
+
+def lr_at(step: int, peak: float, warmup: int, progress: float, floor: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine from `peak` down to `floor` * `peak` as `progress` (share of
+    the step or time budget used) goes from 0 to 1."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (floor + (1.0 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
