@@ -145,8 +145,14 @@ def model_input(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, int
     """What the model reads for `text`: `sanitize`d, then spoken numbers as digits ("two metres" -> "2 metres", as
     in training: the user's number reaches the program unchanged). Returns it with the count of removed characters;
     raises `InputRefused` as `sanitize` does."""
+    _, model_text, removed = _read(text, max_chars)
+    return model_text, removed
+
+
+def _read(text: Any, max_chars: int) -> tuple[str, str, int]:
+    """The sanitised text (what a cloud model gets), what the model reads, and the removed-character count."""
     cleaned, removed = sanitize(text, max_chars)
-    return normalize_numbers(cleaned).text, removed
+    return cleaned, normalize_numbers(cleaned).text, removed
 
 
 class Commander:
@@ -259,10 +265,9 @@ class Commander:
         start = time.perf_counter()
         shown = _shown(text)
         try:
-            cleaned, removed = sanitize(text, self.max_chars)
+            cleaned, model_text, removed = _read(text, self.max_chars)
         except InputRefused as refused:
             return self._result(start, shown, route=ROUTE_REJECT, reason=str(refused))
-        model_text = normalize_numbers(cleaned).text
         try:
             generation = self._generate(model_text)
         except Exception as exc:  # GenerationError, or a bug: either way nothing may move
@@ -279,8 +284,7 @@ class Commander:
         todo: list[tuple[int, str, str, int]] = []
         for i, text in enumerate(texts):
             try:
-                cleaned, removed = sanitize(text, self.max_chars)
-                todo.append((i, cleaned, normalize_numbers(cleaned).text, removed))
+                todo.append((i, *_read(text, self.max_chars)))
             except InputRefused as refused:
                 results[i] = self._result(start, _shown(text), route=ROUTE_REJECT, reason=str(refused))
         if todo:
