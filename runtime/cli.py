@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='one JSON object per line with at least "text", or "wav" (a WAV file, relative to FILE\'s folder); '
         'prints one JSON object per input line, in order ({"text", "program", "route", "accepted", "reason", '
-        '"latency_ms"}, for speech also "heard" and "timings_ms" {"vad", "asr", "model"}); a bad line gives an '
+        '"latency_ms"}, for speech also "heard" (the raw transcript), "corrected" (the text the model read), '
+        '"corrections" and "timings_ms" {"vad", "asr", "model"}); a bad line gives an '
         'object with an "error" field and the run goes on ("-" reads standard input)',
     )
     source.add_argument(
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="whisper engine: a CTranslate2 Whisper model directory instead of the bundled tiny.en",
+    )
+    parser.add_argument(
+        "--no-asr-correction",
+        action="store_true",
+        help="give the model the recogniser's transcript as heard, without snapping misheard words next to "
+        "command words to the command vocabulary ('sit dawn' -> 'sit down')",
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON objects instead of text")
     parser.add_argument(
@@ -132,14 +139,17 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
     if as_json:
         out = result.to_json()
         if heard is not None:
-            out.update(heard=heard.text, asr_engine=heard.engine, timings_ms=timings)
+            out.update(heard=heard.heard or heard.text, corrected=heard.text, asr_engine=heard.engine)
+            out.update(corrections=[list(c) for c in heard.corrections], timings_ms=timings)
         rest = {k: v for k, v in (extra or {}).items() if k != "text"}
         if rest:  # the input line's other fields (id, reference program, ...), kept apart from the result's
             out["input"] = rest
         print(json.dumps(out, ensure_ascii=False), flush=True)
         return
     if heard is not None:
-        print(f"heard: {heard.text!r} (vad {timings['vad']:.1f} ms, asr {timings['asr']:.1f} ms)", flush=True)
+        fixed = f" -> corrected {heard.text!r}" if heard.corrections else ""
+        raw = heard.heard or heard.text
+        print(f"heard: {raw!r}{fixed} (vad {timings['vad']:.1f} ms, asr {timings['asr']:.1f} ms)", flush=True)
     verdict = "accepted" if result.accepted else "not executed"
     program = result.program or "-"
     print(f"{program}\t[{result.route}, {verdict}] {result.reason} ({result.latency_ms:.1f} ms)", flush=True)
@@ -154,8 +164,9 @@ def _open_jsonl(path: str) -> Any:
 class _Speech:
     """The speech front end, loaded on first use: one recogniser for every WAV of the run."""
 
-    def __init__(self, engine: str | None, model: str | None) -> None:
+    def __init__(self, engine: str | None, model: str | None, correct: bool = True) -> None:
         self.engine, self.model, self._recognizer, self._speech = engine, model, None, None
+        self.correct = correct
 
     def transcribe(self, path: str) -> Any:
         """The Transcript of `path` with text; ValueError (bad audio, nothing heard) or RuntimeError (no
@@ -176,7 +187,7 @@ class _Speech:
             options = {"model_path": self.model} if self.model else {}
             try:
                 self._recognizer = self._speech.make_recognizer(
-                    self.engine or self._speech.DEFAULT_ENGINE, **options
+                    self.engine or self._speech.DEFAULT_ENGINE, correct=self.correct, **options
                 )
             except (RuntimeError, ValueError) as exc:
                 raise RuntimeError(f"speech front end: {exc}") from None
@@ -210,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
     text, heard = args.text, None
-    speech = _Speech(args.asr_engine, args.asr_model)
+    speech = _Speech(args.asr_engine, args.asr_model, correct=not args.no_asr_correction)
     if args.wav is not None:
         try:
             heard = speech.transcribe(args.wav)

@@ -8,6 +8,7 @@
 - `audio.py`: WAV reading, conversion (rate, channels, sample width) and refusals (`AudioError`, `NoSpeechError`);
 - `vad.py`: Silero VAD on onnxruntime (no torch): speech bounds in a file, utterance segmentation of a stream;
 - `grammar.py`: the command grammar, its exact-sentence matcher, Whisper's vocabulary prompt;
+- `correct.py`: misheard words next to command words snapped to the command vocabulary ("sit dawn" -> "sit down");
 - `whisper.py`, `sphinx.py`: the engines; `recognizer.py`: the engine table, `Recognizer`, `Transcript`;
 - `capture.py`: microphone capture (pyaudio) -> ring buffer -> VAD -> recogniser, one callback per utterance.
 

@@ -123,11 +123,51 @@ def grammar_matcher(spec: ActionSpec | None = None, extra_phrases: Iterable[str]
     return re.compile(expand(rules["utterance"]))
 
 
+def command_phrases(spec: ActionSpec | None = None, number: str = "#") -> list[list[str]]:
+    """Every phrase of the grammar's command rules (moves, turns, postures, tricks, barks, stops, the action
+    names) as a word list, with each spoken number as the single word `number`: the vocabulary and word pairs
+    that transcript correction (`correct.py`) snaps misheard words to."""
+    rules = _grammar_rules(spec or load_spec(), ())
+    for name in ("unit", "num", "number"):
+        rules[name] = number
+
+    def expand(tokens: list[str], i: int = 0) -> tuple[list[list[str]], int]:
+        """The phrases of `tokens[i:]` up to the closing bracket of the group, and where it ended."""
+        options: list[list[str]] = []
+        current: list[list[str]] = [[]]
+        while i < len(tokens):
+            token = tokens[i]
+            if token in (")", "]"):
+                break
+            if token == "|":
+                options += current
+                current, i = [[]], i + 1
+                continue
+            if token in ("(", "["):
+                inner, i = expand(tokens, i + 1)
+                if token == "[":
+                    inner = [[], *inner]
+                i += 1  # the closing bracket
+            elif token.startswith("<"):
+                inner = expand(_TOKEN.findall(rules[token[1:-1]]))[0]
+                i += 1
+            else:
+                inner, i = [[token]], i + 1
+            current = [a + b for a in current for b in inner]
+        return options + current, i
+
+    phrases: list[list[str]] = []
+    for alternative in _TOKEN.findall(rules["cmd"]):
+        if alternative.startswith("<"):
+            phrases += expand(_TOKEN.findall(rules[alternative[1:-1]]))[0]
+    return [p for p in phrases if p]
+
+
 # -- Whisper's prompt ------------------------------------------------------------------------------------------------------
 
 # Typical phrasings, numbers spelled out as a speaker says them; with the action names this stays well under
 # Whisper's 224-token prompt limit.
-_PROMPT_PHRASES = (
+PROMPT_PHRASES = (
     "walk forward two metres",
     "go back one and a half meters",
     "step to the left thirty centimetres",
@@ -149,12 +189,12 @@ def vocabulary_prompt(spec: ActionSpec | None = None) -> str:
     """Whisper's initial prompt: the robot dog's command words and typical phrasings."""
     spec = spec or load_spec()
     names = ", ".join(n.replace("_", " ") for n in spec.commands)
-    return f"Voice commands for a robot dog ({names}): " + ". ".join(_PROMPT_PHRASES) + "."
+    return f"Voice commands for a robot dog ({names}): " + ". ".join(PROMPT_PHRASES) + "."
 
 
 # -- comparison form ---------------------------------------------------------------------------------------------------------
 
-_NUMBER_WORDS = {
+NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
@@ -168,8 +208,8 @@ def _numbers_as_digits(words: list[str]) -> list[str]:
     out: list[str] = []
     value: int | None = None
     for i, word in enumerate(words):
-        if word in _NUMBER_WORDS:
-            n = _NUMBER_WORDS[word]
+        if word in NUMBER_WORDS:
+            n = NUMBER_WORDS[word]
             if value is None:
                 value = n
             elif (value % 100 == 0 and n < 100) or (value % 10 == 0 and n < 10):
@@ -182,7 +222,7 @@ def _numbers_as_digits(words: list[str]) -> list[str]:
                 out.pop()
             value = (value or 1) * 100
             continue
-        followed_by_number = i + 1 < len(words) and words[i + 1] in _NUMBER_WORDS
+        followed_by_number = i + 1 < len(words) and words[i + 1] in NUMBER_WORDS
         if word == "and" and value is not None and value % 100 == 0 and followed_by_number:
             continue
         if value is not None:
@@ -210,6 +250,7 @@ def is_complete_command(text: str, matcher: re.Pattern[str]) -> bool:
 
 __all__ = [
     "build_grammar",
+    "command_phrases",
     "grammar_matcher",
     "is_complete_command",
     "normalize_words",

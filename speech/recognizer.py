@@ -7,6 +7,8 @@
 `transcribe` checks the audio (too long, silent, clipped: `AudioError`), trims it to its speech with the Silero VAD
 (none: text "" with status "no speech"), then decodes the speech with the engine (nothing it trusts: text "" with
 status "not understood"). Text "" never reaches the model: callers refuse it with the status as the reason.
+Misheard words next to command words are then corrected to the command vocabulary (`correct.py`; `correct=False`
+turns it off): `text` is the corrected transcript, `heard` the engine's own, `corrections` what changed.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ ENGINE_ENV = "SHADOW_ASR_ENGINE"
 
 @dataclass(frozen=True)
 class Transcript:
-    """What was heard: `text` ("" unless `status` is "ok") and where the time went."""
+    """What was heard: `text` ("" unless `status` is "ok"; corrected to the command vocabulary), `heard` (the
+    engine's own transcript, before correction), `corrections` ((heard word, new word) pairs) and where the time
+    went."""
 
     text: str
     status: str  # ok | no speech | not understood
@@ -58,6 +62,8 @@ class Transcript:
     no_speech_prob: float | None = None
     avg_logprob: float | None = None
     window_s: float | None = None
+    heard: str = ""
+    corrections: tuple[tuple[str, str], ...] = ()
 
     @property
     def total_ms(self) -> float:
@@ -94,16 +100,23 @@ class Recognizer:
         engine: str | Engine = DEFAULT_ENGINE,
         vad_threshold: float = 0.5,
         max_seconds: float = MAX_SECONDS,
+        correct: bool = True,
+        correction_threshold: float | None = None,
         **engine_options: Any,
     ) -> None:
+        from .correct import DEFAULT_THRESHOLD, VocabularyCorrector
         from .vad import SileroVad
 
         self.engine = make_engine(engine, **engine_options) if isinstance(engine, str) else engine
         self.vad = SileroVad(vad_threshold)
         self.max_seconds = max_seconds
+        self.corrector = (
+            VocabularyCorrector(threshold=correction_threshold or DEFAULT_THRESHOLD) if correct else None
+        )
 
     def describe(self) -> str:
-        return f"{self.engine.describe()}; Silero VAD (threshold {self.vad.threshold:g})"
+        correction = f"; {self.corrector.describe()}" if self.corrector is not None else ""
+        return f"{self.engine.describe()}; Silero VAD (threshold {self.vad.threshold:g}){correction}"
 
     def transcribe(self, audio: np.ndarray, rate: int = SAMPLE_RATE, trim: bool = True) -> Transcript:
         """Text of the speech in `audio` (mono; int16 or float in [-1, 1]; resampled from `rate`). With
@@ -129,8 +142,12 @@ class Recognizer:
         start = time.perf_counter()
         hyp = self.engine.decode(speech)
         asr_ms = (time.perf_counter() - start) * 1000.0
+        heard = hyp.text if hyp.status == "ok" else ""
+        corrected = self.corrector.correct(heard) if self.corrector is not None and heard else None
+        if corrected is not None and corrected.changes:
+            log.info("heard %r, corrected to %r", heard, corrected.text)
         return Transcript(
-            hyp.text if hyp.status == "ok" else "",
+            corrected.text if corrected is not None else heard,
             hyp.status,
             self.engine.name,
             audio_s,
@@ -140,6 +157,8 @@ class Recognizer:
             hyp.no_speech_prob,
             hyp.avg_logprob,
             hyp.window_s,
+            heard,
+            corrected.changes if corrected is not None else (),
         )
 
 

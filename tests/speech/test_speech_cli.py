@@ -65,3 +65,25 @@ def test_wav_plain_output_says_what_was_heard(model_dir, tmp_path, capsys):
     code = main([str(model_dir), "--wav", str(speak(tmp_path, "sit down")), "--threads", "1"])
     out = capsys.readouterr().out.splitlines()
     assert code == 0 and out[0].lower().startswith("heard: 'sit down") and "asr" in out[0] and len(out) == 2
+
+
+def test_jsonl_keeps_the_raw_transcript_next_to_the_corrected_one(model_dir, tmp_path, capsys, monkeypatch):
+    import shadow_edge.speech as speech
+    from test_correct import ScriptedEngine
+
+    made = []
+
+    def scripted(engine, correct=True, **options):
+        made.append(correct)
+        return speech.Recognizer(ScriptedEngine("sit dawn"), correct=correct)
+
+    monkeypatch.setattr(speech, "make_recognizer", scripted)
+    speak(tmp_path, "sit down")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(json.dumps({"wav": "sit_down__en-us__150.wav"}) + "\n")
+    for flags, corrected in (([], "sit down"), (["--no-asr-correction"], "sit dawn")):
+        assert main([str(model_dir), "--jsonl", str(jsonl), "--json", "--threads", "1", *flags]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["heard"] == "sit dawn" and out["corrected"] == corrected == out["text"]
+        assert out["corrections"] == ([["dawn", "down"]] if not flags else [])
+    assert made == [True, False]

@@ -6,7 +6,9 @@ listening while the dog moves, and a spoken "stop" is decided early (speech_end 
 hangover or the model). Each utterance is timed: the speech end (microphone: the end of the last speech frame; a
 file: when it was handed over, the audio having ended before), recognition time, and the node records text ->
 program -> first motion from there. Audio that cannot be used (unreadable, silent, clipped, no speech, nothing the
-recogniser trusts) is refused with its reason on ~/program; it never reaches the model. A microphone that is
+recogniser trusts) is refused with its reason on ~/program; it never reaches the model. Misheard words next to
+command words are corrected to the command vocabulary (`shadow_edge.speech.correct`) before the model reads the
+text; the raw transcript is logged next to the corrected one. A microphone that is
 missing or disappears mid-stream is an audio diagnostics error; nothing moves because of it.
 """
 
@@ -26,6 +28,12 @@ from .outputs import DIAG_ERROR, DIAG_OK, DIAG_WARN
 log = logging.getLogger(__name__)
 
 MAX_PENDING_WAVS = 8
+
+
+def _log_correction(transcript) -> None:
+    """What was heard stays on record when the command-vocabulary correction changed it."""
+    if getattr(transcript, "corrections", ()):
+        log.info("heard %r, corrected to %r", transcript.heard, transcript.text)
 
 
 class SpeechFrontEnd:
@@ -99,6 +107,7 @@ class SpeechFrontEnd:
         if not transcript.text:
             self.logic.refuse_input("microphone", f"audio refused: {transcript.status}", "speech")
             return
+        _log_correction(transcript)
         self.logic.submit_speech(
             transcript.text, speech_end_at=speech_end_at, asr_ms=transcript.total_ms, source="speech"
         )
@@ -148,6 +157,7 @@ class SpeechFrontEnd:
         if not transcript.text:  # no speech, or nothing the recogniser trusts: never the model
             self.logic.refuse_input(path, f"audio refused: {transcript.status}", "wav")
             return
+        _log_correction(transcript)
         self.logic.submit_speech(
             transcript.text,
             speech_end_at=speech_end,
