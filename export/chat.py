@@ -18,12 +18,11 @@ manifest mode "chat", a "full" head, the chat template's prompt around the user'
 from __future__ import annotations
 
 import logging
-import shutil
-import time
 from pathlib import Path
 
 from shadow_edge.export.inputs import Inputs, LoadedModel
 from shadow_edge.export.job import ModeJob
+from shadow_edge.export.mode_sequence import ModeSteps, run_mode, source_fields
 from shadow_edge.export.options import ExportOptions
 from shadow_edge.export.results import (
     Check,
@@ -33,9 +32,8 @@ from shadow_edge.export.results import (
     Quantization,
     QuantizeAttempt,
 )
-from shadow_edge.export.stages import StageProgress, export_fp32
 from shadow_edge.export.tokenizer_files import prompt_of, special_tokens_of
-from shadow_edge.export.write_outputs import tool_versions, write_mode_manifest, write_report
+from shadow_edge.export.write_outputs import tool_versions
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +59,7 @@ def chat_context(options: ExportOptions, inputs: Inputs, loaded: LoadedModel) ->
         prompt=prompt_of(tokenizer, options.system_prompt),
         task_fields={},  # answers are free text: no action language
         tools=tool_versions(),
-        source={
-            "base": None if inputs.default_base else str(Path(options.base).absolute()),
-            "base_dir": str(inputs.base_dir.absolute()),
-            "adapter": None,
-            "dialect": None,
-        },
+        source=source_fields(options, inputs),
     )
 
 
@@ -114,55 +107,36 @@ def quantize_chat(job: ModeJob, stage: GraphStage, fp32_path: Path, prompts: lis
     return Quantization("int8", [attempt], path)
 
 
-def export_chat_mode(job: ModeJob, inputs: Inputs) -> ModeReport:
-    """Export the base alone into `job.out` (which holds the tokenizer files already); return its report."""
-    from shadow_edge.export.quantize import model_files
-    from shadow_edge.export.validate_chat import greedy_agreement
-    from shadow_edge.export.validate_programs import TorchDecoderSession
-    from shadow_edge.runtime.session import create_session
+class ChatSteps(ModeSteps):
+    """The base alone: greedy answers against PyTorch on real prompts, then 8-bit weights held to agreement."""
 
-    started = time.perf_counter()
-    stages = StageProgress(job.mode)
-    report = ModeReport(job.mode, job.task, job.precision)
-    job.work.mkdir()
-    try:
-        stages.start("graph")
-        stage = build_chat_graph(job)
-        stages.start("onnx")
-        fp32 = export_fp32(job, stage, stages)
-        report.onnx, report.validation = fp32.onnx, fp32.validation
-        report.checks["fp32_logits"] = fp32.check
+    accuracy_check = "quantized_agreement"
 
-        stages.start("programs")
-        prompts = chat_prompts(job)
-        onnx_session = create_session(fp32.path, providers="cpu", threads=job.options.threads)
-        agreement = greedy_agreement(TorchDecoderSession(stage.graph), onnx_session, stage.caches, prompts,
+    def __init__(self) -> None:
+        self.prompts: list[list[int]] = []
+
+    def graph(self, job: ModeJob) -> GraphStage:
+        return build_chat_graph(job)
+
+    def programs(self, job: ModeJob, stage: GraphStage, fp32_path: Path, report: ModeReport) -> None:
+        from shadow_edge.export.validate_chat import greedy_agreement
+        from shadow_edge.export.validate_programs import TorchDecoderSession
+        from shadow_edge.runtime.session import create_session
+
+        self.prompts = chat_prompts(job)
+        onnx_session = create_session(fp32_path, providers="cpu", threads=job.options.threads)
+        agreement = greedy_agreement(TorchDecoderSession(stage.graph), onnx_session, stage.caches, self.prompts,
                                      job.options.chat_new_tokens, job.context.special_tokens.eos)  # fmt: skip
-        report.chat = {"prompts": len(prompts), "max_new_tokens": job.options.chat_new_tokens,
+        report.chat = {"prompts": len(self.prompts), "max_new_tokens": job.options.chat_new_tokens,
                        "greedy_vs_torch": agreement}  # fmt: skip
         report.checks["chat_greedy_vs_torch"] = Check(agreement["rate"] == 1.0, agreement)
 
-        stages.start("quantize")
-        if job.precision == "int8":
-            report.quantization = quantize_chat(job, stage, fp32.path, prompts)
-            report.checks["quantized_size"] = report.quantization.final.size_check
-            report.checks["quantized_agreement"] = report.quantization.final.accuracy_check
-            for file in model_files(report.quantization.path):
-                shutil.move(str(file), job.out / file.name)
-        shutil.rmtree(job.work)
+    def quantize(
+        self, job: ModeJob, stage: GraphStage, fp32_path: Path, report: ModeReport
+    ) -> Quantization | None:
+        return quantize_chat(job, stage, fp32_path, self.prompts) if job.precision == "int8" else None
 
-        stages.start("write")
-        decoder_files = [f.name for f in model_files(job.out / "decoder.onnx")]
-        report.files = {
-            name: (job.out / name).stat().st_size for name in [*decoder_files, *job.tokenizer_files]
-        }
-        report.decoder_size_bytes = sum((job.out / name).stat().st_size for name in decoder_files)
-        stages.close()
-        report.stage_seconds = stages.seconds
-        report.export_seconds = round(time.perf_counter() - started, 2)
-        write_report(job.out, report)
-        write_mode_manifest(job, inputs, stage, report, [*decoder_files, *job.tokenizer_files])
-        return report
-    finally:
-        stages.bar.close()
-        shutil.rmtree(job.work, ignore_errors=True)
+
+def export_chat_mode(job: ModeJob, inputs: Inputs) -> ModeReport:
+    """Export the base alone into `job.out` (which holds the tokenizer files already); return its report."""
+    return run_mode(job, inputs, ChatSteps())

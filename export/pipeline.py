@@ -1,6 +1,7 @@
 """`shadow-export` from top to bottom: check inputs, load, export, validate, quantize, validate again, write.
 
-For each mode (detached / attached), one stage after the other, each returning a typed result (`export.results`):
+For each mode (detached / attached), one stage after the other (the sequence `mode_sequence.run_mode` shares with
+`export.chat`; `DecoderSteps` are this export's steps), each returning a typed result (`export.results`):
 
 1. the export graph (`decoder_graph.graph_for`), with the task's restricted head when asked (`build_graph`);
 2. FP32 ONNX (`convert.export_decoder_onnx`), validated against the torch graph at untraced shapes and through a
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,19 +30,22 @@ from typing import Any
 from shadow_edge.export.chat import chat_context, export_chat_mode, load_base_model
 from shadow_edge.export.inputs import Inputs, LoadedModel, check_inputs, load_model
 from shadow_edge.export.job import ModeJob
+from shadow_edge.export.mode_sequence import ModeSteps, run_mode, source_fields
 from shadow_edge.export.options import CHAT_MODE, ExportOptions
 from shadow_edge.export.output_dir import StagedDir
 from shadow_edge.export.results import (
     Check,
     ExportContext,
     ExportResult,
+    GraphStage,
     ModeReport,
     ProgramChecks,
+    Quantization,
 )
-from shadow_edge.export.stages import StageProgress, build_graph, export_fp32
+from shadow_edge.export.stages import build_graph
 from shadow_edge.export.task_checks import TaskChecks, load_task_checks
 from shadow_edge.export.tokenizer_files import prompt_of, special_tokens_of, write_tokenizer
-from shadow_edge.export.write_outputs import tool_versions, write_mode_manifest, write_report
+from shadow_edge.export.write_outputs import tool_versions
 
 log = logging.getLogger(__name__)
 
@@ -75,63 +78,38 @@ def export_optimum(job: ModeJob, programs: ProgramChecks | None) -> tuple[dict[s
     return result, check, [f"optimum/{name}" for name in result["files"]]
 
 
-def export_mode(job: ModeJob, inputs: Inputs) -> ModeReport:
-    """Export one mode into `job.out` (which exists and holds the tokenizer files); return its report."""
-    from shadow_edge.export.program_checks import check_programs
-    from shadow_edge.export.quantize import model_files
-    from shadow_edge.export.quantize_choice import quantize_and_choose
+class DecoderSteps(ModeSteps):
+    """The detached / attached decoder (or classifier): the task's checks, the quantizer's choice, optimum."""
 
-    started = time.perf_counter()
-    stages = StageProgress(job.mode)
-    report = ModeReport(job.mode, job.task, job.precision)
-    job.work.mkdir()
-    try:
-        stages.start("graph")
-        stage = build_graph(job)
+    def graph(self, job: ModeJob) -> GraphStage:
+        return build_graph(job)
 
-        stages.start("onnx")
-        fp32 = export_fp32(job, stage, stages)
-        report.onnx, report.validation = fp32.onnx, fp32.validation
-        report.checks["fp32_logits"] = fp32.check
+    def programs(self, job: ModeJob, stage: GraphStage, fp32_path: Path, report: ModeReport) -> None:
+        from shadow_edge.export.program_checks import check_programs
 
-        stages.start("programs")
         if job.task == "causal_lm":
-            report.programs = check_programs(job, stage, fp32.path)
+            report.programs = check_programs(job, stage, fp32_path)
             report.checks.update(report.programs.checks)
 
-        stages.start("quantize")
-        if job.options.precision != "fp32":
-            report.quantization = quantize_and_choose(job, stage, fp32.path, report.programs)
-            final = report.quantization.final
-            report.checks["quantized_size"] = final.size_check
-            if final.accuracy_check is not None:
-                report.checks["quantized_accuracy"] = final.accuracy_check
-            for file in model_files(report.quantization.path):
-                shutil.move(str(file), job.out / file.name)
-        shutil.rmtree(job.work)
-        optimum_files: list[str] = []
-        if job.options.optimum and job.mode == "detached" and job.task == "causal_lm":
-            report.optimum, report.checks["optimum_export"], optimum_files = export_optimum(
-                job, report.programs
-            )
+    def quantize(
+        self, job: ModeJob, stage: GraphStage, fp32_path: Path, report: ModeReport
+    ) -> Quantization | None:
+        from shadow_edge.export.quantize_choice import quantize_and_choose
 
-        stages.start("write")
-        decoder_files = [f.name for f in model_files(job.out / "decoder.onnx")]
-        report.files = {
-            name: (job.out / name).stat().st_size for name in [*decoder_files, *job.tokenizer_files]
-        }
-        report.decoder_size_bytes = sum((job.out / name).stat().st_size for name in decoder_files)
-        stages.close()
-        report.stage_seconds = stages.seconds
-        report.export_seconds = round(time.perf_counter() - started, 2)
-        write_report(job.out, report)
-        write_mode_manifest(
-            job, inputs, stage, report, [*decoder_files, *job.tokenizer_files, *optimum_files]
-        )
-        return report
-    finally:
-        stages.bar.close()
-        shutil.rmtree(job.work, ignore_errors=True)
+        if job.options.precision == "fp32":
+            return None
+        return quantize_and_choose(job, stage, fp32_path, report.programs)
+
+    def extra_files(self, job: ModeJob, report: ModeReport) -> list[str]:
+        if not (job.options.optimum and job.mode == "detached" and job.task == "causal_lm"):
+            return []
+        report.optimum, report.checks["optimum_export"], files = export_optimum(job, report.programs)
+        return files
+
+
+def export_mode(job: ModeJob, inputs: Inputs) -> ModeReport:
+    """Export one mode into `job.out` (which exists and holds the tokenizer files); return its report."""
+    return run_mode(job, inputs, DecoderSteps())
 
 
 # -- the whole export ------------------------------------------------------------------------------------------------
@@ -146,12 +124,7 @@ def export_context(
         prompt=prompt_of(tokenizer, task_checks.system_prompt),
         task_fields=task_checks.manifest_fields(),
         tools=tool_versions(),
-        source={
-            "base": None if inputs.default_base else str(Path(options.base).absolute()),
-            "base_dir": str(inputs.base_dir.absolute()),
-            "adapter": str(inputs.adapter.directory.absolute()),
-            "dialect": inputs.adapter.dialect,
-        },
+        source=source_fields(options, inputs),
     )
 
 
