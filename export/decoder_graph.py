@@ -11,7 +11,8 @@ attention written out (eager math), so `torch.onnx.export` sees one plain graph 
 
 `past` / `present` are flat: for each cache in `caches` order, for each layer, key then value, each
 [B, kv_heads, P(+S), head_dim]. `logits` are for the last input position only and cover the whole vocabulary or just
-the rows `head_token_ids` (row i = token head_token_ids[i]).
+the rows `head_token_ids` (row i = token head_token_ids[i]). The layers, heads and poolings the graphs are built
+from are `export.graph_layers`.
 
 What the attached graph computes (peft 0.21's ShadowModel, read off `peft/tuners/shadow/`):
   s0 = projection(shadow_backbone(embeddings, mask, positions))   # the seed, from the raw inputs, its own cache
@@ -33,243 +34,25 @@ sum(mask) - 1 of each row (the last real token only without left padding), which
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from shadow_edge.export.architectures import architecture_of, check_attention, decoder_of
 from shadow_edge.export.detached import detached_hf_model
+from shadow_edge.export.graph_layers import (
+    Head,
+    LayerStack,
+    causal_mask,
+    pool_last_real,
+    pooling_named,
+    supported_decoder,
+)
 from shadow_edge.export.parts import ShadowParts, active_module, classifier_head, shadow_parts_of
 from shadow_edge.runtime.manifest import CacheSpec
 from torch import nn
 
-logger = logging.getLogger(__name__)
-
 BASE_CACHE = "base"
 SHADOW_CACHE = "shadow"
-
-
-# ---------------------------------------------------------------------------------------------------- tensor helpers
-
-
-def causal_mask(attention_mask: torch.Tensor, new_tokens: int, dtype: torch.dtype) -> torch.Tensor:
-    """Additive [B, 1, S, P+S] mask: query i (at absolute index P+i) sees key j iff j <= P+i and key j is real.
-
-    Fully masked rows (query positions that are left padding) get a uniform softmax instead of NaN; their outputs
-    only ever reach other padding positions.
-    """
-    total = attention_mask.shape[1]
-    key_pos = torch.arange(total, device=attention_mask.device)
-    query_pos = torch.arange(new_tokens, device=attention_mask.device) + (total - new_tokens)
-    allowed = (key_pos[None, :] <= query_pos[:, None])[None, None] & attention_mask[:, None, None, :].bool()
-    return (~allowed).to(dtype) * torch.finfo(dtype).min
-
-
-def _rotate_half(x: torch.Tensor, half: int) -> torch.Tensor:
-    # `half` is a Python int (head_dim // 2), so the exported Slices have constant bounds
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def _block_forward(
-    block: nn.Module,
-    hidden: torch.Tensor,
-    rope: tuple[torch.Tensor, torch.Tensor],
-    mask: torch.Tensor,
-    past_key: torch.Tensor | None,
-    past_value: torch.Tensor | None,
-    kv_heads: int,
-    qk_norm: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One Llama / Qwen2 / Qwen3 decoder layer (pre-norm attention + pre-norm MLP); returns (hidden, key, value),
-    key/value being the whole cache after this step. Same math as HF's eager attention.
-
-    Grouped-query attention without HF's `repeat_kv` copy: queries are laid out [B, kv_heads, groups, S, d] (query
-    head h = kv * groups + g, HF's order) and multiply the [B, kv_heads, 1, T, d] keys by broadcasting. `rope` is
-    (cos, sin) as [B, 1, S, d]; `mask` is [B, 1, 1, S, T]. `qk_norm`: the family normalises queries and keys per
-    head (`architectures`); q/k/v biases need no flag, the projections carry them.
-    """
-    attn = block.self_attn
-    dim = int(attn.head_dim)
-    groups = attn.q_proj.out_features // dim // kv_heads
-    residual = hidden
-    x = block.input_layernorm(hidden)
-    batch, length = x.shape[:2]
-    query = attn.q_proj(x).view(batch, length, kv_heads, groups, dim)
-    key = attn.k_proj(x).view(batch, length, kv_heads, dim)
-    value = attn.v_proj(x).view(batch, length, kv_heads, dim).transpose(1, 2)
-    if qk_norm:  # Qwen3: RMSNorm over head_dim before RoPE
-        query, key = attn.q_norm(query), attn.k_norm(key)
-    query, key = query.permute(0, 2, 3, 1, 4), key.transpose(1, 2)
-    cos, sin = rope
-    query = query * cos[:, :, None] + _rotate_half(query, dim // 2) * sin[:, :, None]
-    key = key * cos + _rotate_half(key, dim // 2) * sin
-    if past_key is not None:
-        key = torch.cat((past_key, key), dim=2)
-        value = torch.cat((past_value, value), dim=2)
-    scores = torch.matmul(query, key[:, :, None].transpose(3, 4)) * attn.scaling + mask
-    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    out = torch.matmul(probs, value[:, :, None]).permute(0, 3, 1, 2, 4)  # [B, S, kv_heads, groups, d]
-    hidden = residual + attn.o_proj(out.reshape(batch, length, -1))
-    hidden = hidden + block.mlp(block.post_attention_layernorm(hidden))
-    return hidden, key, value
-
-
-# ------------------------------------------------------------------------------------------------------- components
-
-
-class _Stack(nn.Module):
-    """The decoder layers, rotary embedding and final norm of one HF decoder, run on explicit K/V tensors.
-
-    For the attached base, the adapted layers are ShadowPEFT-wrapped blocks (peft's `ShadowLayer` or the official
-    dialect's `OfficialShadowLayer`): such a layer injects the shadow state before its block and advances it after
-    (the layer's own `shadow_inject` / `shadow_update`); the rest run the frozen block.
-    """
-
-    def __init__(self, decoder: nn.Module, name: str, adapter: str | None = None) -> None:
-        super().__init__()
-        config = decoder.config
-        self.architecture = architecture_of(config.model_type, f"{name} decoder")
-        self.name = name
-        self.adapter = adapter
-        self.layers = decoder.layers[: config.num_hidden_layers]
-        self.rotary_emb = decoder.rotary_emb
-        self.norm = decoder.norm
-        self.adapted: list[bool] = []
-        # the frozen blocks (a ShadowLayer's base_layer); a plain list, they are registered through `layers`
-        self._blocks: list[nn.Module] = []
-        for index, layer in enumerate(self.layers):
-            wrapped = _is_shadow_layer(layer)
-            if wrapped and layer.disable_adapters:
-                raise ValueError(f"{name} decoder layer {index}: the ShadowPEFT adapter is disabled")
-            self.adapted.append(wrapped and adapter is not None and adapter in layer.shadow_down)
-            block = layer.base_layer if wrapped else layer
-            self._blocks.append(block)
-            check_attention(block.self_attn, config, self.architecture, f"{name} decoder layer {index}")
-            if getattr(block.self_attn, "sliding_window", None) is not None:
-                raise NotImplementedError(
-                    f"{name} decoder layer {index}: sliding-window attention is not supported"
-                )
-        first = self.adapted.index(True) if any(self.adapted) else 0
-        if any(self.adapted) and not all(self.adapted[first : first + sum(self.adapted)]):
-            raise NotImplementedError(
-                f"{name} decoder: the ShadowPEFT-adapted blocks {[i for i, a in enumerate(self.adapted) if a]} are "
-                "not contiguous; the shadow state rides one contiguous run of blocks"
-            )
-        attn = self._blocks[0].self_attn
-        self.kv_heads = attn.k_proj.out_features // attn.head_dim
-        self.head_dim = int(attn.head_dim)
-
-    @property
-    def cache(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "layers": len(self.layers),
-            "kv_heads": self.kv_heads,
-            "head_dim": self.head_dim,
-        }
-
-    def forward(
-        self,
-        hidden: torch.Tensor,
-        position_ids: torch.Tensor,
-        mask: torch.Tensor,
-        past: Sequence[torch.Tensor] | None,
-        shadow: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Run every layer; returns the last layer's hidden states (before the final norm) and the flat present."""
-        cos, sin = self.rotary_emb(hidden, position_ids)
-        rope = (cos[:, None], sin[:, None])  # broadcast over heads; shaped once for every layer
-        mask = mask[:, :, None]  # and over query groups
-        present: list[torch.Tensor] = []
-        for index, layer in enumerate(self.layers):
-            past_key, past_value = (None, None) if past is None else (past[2 * index], past[2 * index + 1])
-            if self.adapted[index]:
-                hidden = layer.shadow_inject(hidden, shadow, self.adapter)
-            hidden, key, value = _block_forward(
-                self._blocks[index],
-                hidden,
-                rope,
-                mask,
-                past_key,
-                past_value,
-                self.kv_heads,
-                self.architecture.qk_norm,
-            )
-            if self.adapted[index]:
-                shadow = layer.shadow_update(hidden, shadow, self.adapter)
-            present += [key, value]
-        return hidden, present
-
-
-class _Head(nn.Module):
-    """A linear head, optionally restricted to the rows `token_ids` (row i of the output = token token_ids[i])."""
-
-    def __init__(self, linear: nn.Module, token_ids: Sequence[int] | None, what: str) -> None:
-        super().__init__()
-        if not isinstance(linear, nn.Linear):
-            raise ValueError(f"{what} is a {type(linear).__name__}, not a linear layer")
-        rows = linear.out_features
-        if token_ids is None:
-            self.weight, self.bias = linear.weight, linear.bias  # shared with the model, not copied
-            self.size = rows
-            return
-        ids = list(token_ids)
-        if not ids:
-            raise ValueError("head_token_ids is empty: the restricted head needs at least one token")
-        bad = [i for i in ids if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < rows]
-        if bad:
-            raise ValueError(f"head_token_ids: {bad[:5]} are not token ids of the {rows}-row {what}")
-        index = torch.tensor(ids, dtype=torch.long)
-        self.weight = nn.Parameter(linear.weight.detach()[index].clone(), requires_grad=False)
-        self.bias = (
-            None
-            if linear.bias is None
-            else nn.Parameter(linear.bias.detach()[index].clone(), requires_grad=False)
-        )
-        self.size = len(ids)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, self.weight, self.bias)
-
-
-def _pool_last_real(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, S, D] -> [B, D] at each row's last attended position (left or right padding), as peft's
-    `_pool_last_token`; equals HF's pad-id pooling when the padding is exactly the pad token."""
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    last = (attention_mask.ne(0).long() * positions).argmax(dim=-1)
-    return torch.gather(hidden, 1, last[:, None, None].expand(-1, 1, hidden.shape[-1])).squeeze(1)
-
-
-def _pool_mask_sum(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, S, D] -> [B, D] at position sum(mask) - 1 of each row: the official package's classifier pooling (equal to
-    `_pool_last_real` without left padding; a left-padded row gets an earlier position, as in the package)."""
-    last = (attention_mask.ne(0).long().sum(dim=-1) - 1).clamp(min=0)
-    return torch.gather(hidden, 1, last[:, None, None].expand(-1, 1, hidden.shape[-1])).squeeze(1)
-
-
-POOLINGS = {"last_real": _pool_last_real, "mask_sum": _pool_mask_sum}
-
-
-def _pooling(name: str):
-    if name not in POOLINGS:
-        raise ValueError(f"unknown pooling {name!r}: expected one of {', '.join(POOLINGS)}")
-    return POOLINGS[name]
-
-
-def _is_shadow_layer(layer: nn.Module) -> bool:
-    """A block wrapped with ShadowPEFT injection/update: peft's `ShadowLayer` or the official dialect's
-    `OfficialShadowLayer` (duck-typed: both carry `base_layer`, `shadow_down`, `shadow_inject`, `shadow_update`)."""
-    return all(
-        callable(getattr(layer, name, None)) for name in ("shadow_inject", "shadow_update")
-    ) and isinstance(getattr(layer, "shadow_down", None), nn.ModuleDict)
-
-
-def _check_supported_decoder(model: nn.Module, what: str) -> nn.Module:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    architecture_of(model_type, f"{what} ({type(model).__name__})")
-    return decoder_of(model)
 
 
 # ----------------------------------------------------------------------------------------------------------- graphs
@@ -282,7 +65,7 @@ class _Graph(nn.Module):
     extra_outputs: tuple[str, ...] = ()
     vocab_size: int
 
-    def _stacks(self) -> list[_Stack]:
+    def _stacks(self) -> list[LayerStack]:
         return []
 
     @property
@@ -377,15 +160,15 @@ class DetachedDecoder(_Graph):
         cache_name: str = SHADOW_CACHE,
     ) -> None:
         super().__init__()
-        decoder = _check_supported_decoder(causal_lm, "the detached model")
+        decoder = supported_decoder(causal_lm, "the detached model")
         self.embed_tokens = causal_lm.get_input_embeddings()
         self.vocab_size = int(self.embed_tokens.num_embeddings)
-        self.stack = _Stack(decoder, cache_name)
-        self.head = _Head(causal_lm.get_output_embeddings(), head_token_ids, "LM head")
+        self.stack = LayerStack(decoder, cache_name)
+        self.head = Head(causal_lm.get_output_embeddings(), head_token_ids, "LM head")
         self.head_token_ids = None if head_token_ids is None else list(head_token_ids)
         self.eval()
 
-    def _stacks(self) -> list[_Stack]:
+    def _stacks(self) -> list[LayerStack]:
         return [self.stack]
 
     def forward(
@@ -407,14 +190,14 @@ class _AttachedCore(nn.Module):
 
     def __init__(self, parts: ShadowParts) -> None:
         super().__init__()
-        decoder = _check_supported_decoder(parts.base, "the ShadowPEFT base model")
+        decoder = supported_decoder(parts.base, "the ShadowPEFT base model")
         self.embed_tokens = parts.base_embeddings
         self.shadow_embed_tokens = None if parts.share else parts.embeddings
         self.share = parts.share
-        self.base = _Stack(decoder, BASE_CACHE, adapter=parts.adapter)
+        self.base = LayerStack(decoder, BASE_CACHE, adapter=parts.adapter)
         if not any(self.base.adapted):
             raise ValueError(f"adapter {parts.adapter!r} adapts no base block: there is no attached model")
-        self.shadow = _Stack(parts.backbone, SHADOW_CACHE)
+        self.shadow = LayerStack(parts.backbone, SHADOW_CACHE)
         self.projection = parts.projection
         self.vocab_size = int(self.embed_tokens.num_embeddings)
 
@@ -436,6 +219,14 @@ class _AttachedCore(nn.Module):
         return hidden, seed, base_present, shadow_present
 
 
+def _attached_parts(peft_model: Any, task: str, other_graph: str) -> ShadowParts:
+    """The model's ShadowPEFT parts, when its adapter is of `task` (else the graph class to use instead)."""
+    parts = shadow_parts_of(peft_model)
+    if parts.task.value != task:
+        raise ValueError(f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use {other_graph}")
+    return parts
+
+
 class AttachedDecoder(_Graph):
     """The frozen base with ShadowPEFT injection/update plus the shadow backbone; caches "base" and "shadow".
 
@@ -447,22 +238,18 @@ class AttachedDecoder(_Graph):
         self, peft_model: Any, head_token_ids: Sequence[int] | None = None, shadow_logits: bool = False
     ) -> None:
         super().__init__()
-        parts = shadow_parts_of(peft_model)
-        if parts.task.value != "CAUSAL_LM":
-            raise ValueError(
-                f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use AttachedClassifier"
-            )
+        parts = _attached_parts(peft_model, "CAUSAL_LM", "AttachedClassifier")
         self.core = _AttachedCore(parts)
         lm_head = active_module(parts.base.get_output_embeddings(), parts.adapter)
-        self.head = _Head(lm_head, head_token_ids, "base LM head")
-        self.shadow_head = _Head(parts.head, head_token_ids, "shadow head") if shadow_logits else None
+        self.head = Head(lm_head, head_token_ids, "base LM head")
+        self.shadow_head = Head(parts.head, head_token_ids, "shadow head") if shadow_logits else None
         self.norm = self.core.base.norm
         self.vocab_size = self.core.vocab_size
         self.extra_outputs = ("shadow_logits",) if shadow_logits else ()
         self.head_token_ids = None if head_token_ids is None else list(head_token_ids)
         self.eval()
 
-    def _stacks(self) -> list[_Stack]:
+    def _stacks(self) -> list[LayerStack]:
         return [self.core.base, self.core.shadow]
 
     def forward(
@@ -495,12 +282,12 @@ class DetachedClassifier(_Graph):
     def __init__(self, classifier: nn.Module, pooling: str = "last_real") -> None:
         super().__init__()
         self.pooling = pooling
-        self._pool = _pooling(pooling)
-        decoder = _check_supported_decoder(classifier, "the detached classifier")
+        self._pool = pooling_named(pooling)
+        decoder = supported_decoder(classifier, "the detached classifier")
         self.embed_tokens = classifier.get_input_embeddings()
         self.vocab_size = int(self.embed_tokens.num_embeddings)
-        self.stack = _Stack(decoder, SHADOW_CACHE)
-        self.score = _Head(getattr(classifier, "score", None), None, "classifier `score` head")
+        self.stack = LayerStack(decoder, SHADOW_CACHE)
+        self.score = Head(getattr(classifier, "score", None), None, "classifier `score` head")
         self.eval()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -520,18 +307,14 @@ class AttachedClassifier(_Graph):
         self, peft_model: Any, shadow_logits: bool = False, shadow_pooling: str | None = None
     ) -> None:
         super().__init__()
-        parts = shadow_parts_of(peft_model)
-        if parts.task.value != "SEQ_CLS":
-            raise ValueError(
-                f"adapter {parts.adapter!r} is a {parts.task.value} adapter: use AttachedDecoder"
-            )
+        parts = _attached_parts(peft_model, "SEQ_CLS", "AttachedDecoder")
         self.core = _AttachedCore(parts)
         score = active_module(classifier_head(parts.base), parts.adapter)
-        self.score = _Head(score, None, "base classifier `score` head")
-        self.shadow_head = _Head(parts.head, None, "shadow classifier head") if shadow_logits else None
+        self.score = Head(score, None, "base classifier `score` head")
+        self.shadow_head = Head(parts.head, None, "shadow classifier head") if shadow_logits else None
         # the dialect's shadow pooling unless told otherwise (peft: last attended token; official: sum(mask) - 1)
         self.shadow_pooling = shadow_pooling or getattr(parts, "shadow_pooling", "last_real")
-        self._pool_shadow = _pooling(self.shadow_pooling)
+        self._pool_shadow = pooling_named(self.shadow_pooling)
         self.norm = self.core.base.norm
         self.vocab_size = self.core.vocab_size
         self.extra_outputs = ("shadow_logits",) if shadow_logits else ()
@@ -542,7 +325,7 @@ class AttachedClassifier(_Graph):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         positions = _positions_like(input_ids)
         hidden, seed, _, _ = self.core(input_ids, attention_mask, positions, None, None)
-        logits = self.score(self.norm(_pool_last_real(hidden, attention_mask)))
+        logits = self.score(self.norm(pool_last_real(hidden, attention_mask)))
         if self.shadow_head is None:
             return logits
         return logits, self.shadow_head(self._pool_shadow(seed, attention_mask))
