@@ -4,7 +4,7 @@ Transports call the input methods from their callbacks (`submit_text`, `submit_s
 `heartbeat`); a worker calls `process_next` (the model runs there, outside the lock); a timer calls `tick` every
 control period. Everything reads one clock (`clock()`, seconds), so tests drive it with a fake clock and no sleeps.
 
-Safety rules (each has a test in tests/test_dog_node_logic.py):
+Safety rules (each has a test in tests/dog/test_dog_node_logic.py):
 
 - only programs the safety layer accepted move the robot, and every velocity goes through `clamp_twist`;
 - a newer accepted program pre-empts the running one; at most `max_pending_commands` wait for the model (oldest
@@ -15,6 +15,8 @@ Safety rules (each has a test in tests/test_dog_node_logic.py):
 - a watchdog publishes zero velocity when a segment or program ends, on `shutdown()`, when the model errors, when a
   control tick fails, and when the heartbeat (if required) is missing; without a heartbeat nothing starts;
 - input that is not text and text the model cannot handle is refused, logged, and reported on ~/program.
+
+The ~/program records are built in `records`, the diagnostics in `diagnostics`; `model_loader` loads the model.
 """
 
 from __future__ import annotations
@@ -30,16 +32,21 @@ from shadow_edge.runtime.safety import ROUTE_REMOTE
 
 from .command_queue import CommandQueue, PendingCommand, StopPhrases
 from .config import NodeConfig
+from .diagnostics import node_diagnostics
 from .executor import PlanExecutor
 from .go2 import SportRequests
 from .latency import LatencyWindow
+from .model_loader import load_commander
 from .odometry import OdometryTracker
-from .outputs import DIAG_ERROR, DIAG_OK, DIAG_WARN, DiagnosticStatus, NodeOutputs
+from .outputs import DIAG_OK, DiagnosticStatus, NodeOutputs
+from .records import command_record, refusal_record, shortened, stop_record
 
 log = logging.getLogger(__name__)
 
+# load_commander lives in `model_loader`; the transports and tests import it from here too
+__all__ = ["Clock", "DogNodeLogic", "load_commander"]
+
 Clock = Callable[[], float]
-RECORD_TEXT_CHARS = 1000  # the longest command text a ~/program record repeats
 
 
 class DogNodeLogic:
@@ -118,9 +125,10 @@ class DogNodeLogic:
             rest = self.stop_phrases.match(text)
             if rest is not None:
                 self._halt(now, f"stop phrase from {source}: {text!r}")
-                self._publish_record(
-                    self._stop_record(seq, text, source, now, speech_end_at, asr_ms, rest), now
-                )
+                total_ms = (now - (speech_end_at if speech_end_at is not None else now)) * 1000.0
+                self.total_latency.add(total_ms)
+                self.counts["executed"] += 1
+                self._publish_record(stop_record(seq, text, source, rest, asr_ms, total_ms), now)
                 if not rest:
                     return
                 text = rest  # "stop, then sit": halted; the rest goes to the model in the new epoch
@@ -206,7 +214,7 @@ class DogNodeLogic:
             self.config = config
             self.executor.config = config
             self.odometry.timeout_s = config.odom_timeout_s
-            self._heartbeat_ok = config.heartbeat_timeout_s <= 0 or self._heartbeat_fresh(self.clock())
+            self._heartbeat_ok = config.heartbeat_timeout_s <= 0 or self.heartbeat_fresh(self.clock())
             safety = getattr(self.commander, "safety_config", None)
             if safety is not None:
                 from shadow_edge.runtime.safety import SafetyConfig
@@ -232,23 +240,12 @@ class DogNodeLogic:
             return False
         with self._lock:
             if pending.epoch != self.epoch or self.closed:
-                self._publish_refusal(
-                    pending.seq,
-                    pending.text,
-                    pending.source,
-                    "superseded by a stop: nothing executed",
-                    self.clock(),
-                )
+                self._refuse_pending(pending, "superseded by a stop: nothing executed", self.clock())
                 return True
         if self.commander is None:
             with self._lock:
-                self._publish_refusal(
-                    pending.seq,
-                    pending.text,
-                    pending.source,
-                    f"no model loaded ({self.model_error}): nothing executed",
-                    self.clock(),
-                )
+                reason = f"no model loaded ({self.model_error}): nothing executed"
+                self._refuse_pending(pending, reason, self.clock())
             return True
         try:
             result = self.commander.run(pending.text)
@@ -260,13 +257,7 @@ class DogNodeLogic:
                 self.counts["model_errors"] += 1
                 now = self.clock()
                 self._halt(now, "model error")
-                self._publish_refusal(
-                    pending.seq,
-                    pending.text,
-                    pending.source,
-                    f"model error ({type(exc).__name__}): halted",
-                    now,
-                )
+                self._refuse_pending(pending, f"model error ({type(exc).__name__}): halted", now)
             return True
         with self._lock:
             self._act(pending, result)
@@ -274,7 +265,7 @@ class DogNodeLogic:
 
     def _act(self, pending: PendingCommand, result: Any) -> None:
         now = self.clock()
-        record = self._record(pending, result.to_json())
+        record = command_record(pending, result.to_json())
         self.model_latency.add(result.latency_ms)
         executed = False
         reason = None
@@ -290,7 +281,7 @@ class DogNodeLogic:
             reason = "the node is shutting down: nothing executed"
         elif self.estop:
             reason = "e-stop engaged: nothing executed"
-        elif not self._heartbeat_fresh(now):
+        elif not self.heartbeat_fresh(now):
             reason = "no heartbeat: nothing executed"
         else:
             plan_id = next(self._plan_ids)
@@ -326,7 +317,7 @@ class DogNodeLogic:
         with self._lock:
             now = self.clock()
             try:
-                fresh = self._heartbeat_fresh(now)
+                fresh = self.heartbeat_fresh(now)
                 if self.config.heartbeat_timeout_s > 0 and fresh != self._heartbeat_ok:
                     self._heartbeat_ok = fresh
                     if not fresh:
@@ -360,7 +351,8 @@ class DogNodeLogic:
 
     # -- internals -------------------------------------------------------------------------------------------------
 
-    def _heartbeat_fresh(self, now: float) -> bool:
+    def heartbeat_fresh(self, now: float) -> bool:
+        """Whether a heartbeat came recently enough (always, when none is required)."""
         timeout = self.config.heartbeat_timeout_s
         if timeout <= 0:
             return True
@@ -389,72 +381,15 @@ class DogNodeLogic:
             except Exception:
                 log.exception("publishing zero velocity failed")
 
-    def _record(self, pending: PendingCommand, base: dict[str, Any]) -> dict[str, Any]:
-        record = {"id": pending.seq, "source": pending.source, **base}
-        record["latencies_ms"] = {
-            "asr": None if pending.asr_ms is None else round(pending.asr_ms, 3),
-            "model": base.get("latency_ms"),
-            "node": None,
-            "total": None,
-        }
-        return record
-
-    def _stop_record(
-        self,
-        seq: int,
-        text: Any,
-        source: str,
-        now: float,
-        speech_end_at: float | None,
-        asr_ms: float | None,
-        rest: str,
-    ) -> dict[str, Any]:
-        start = speech_end_at if speech_end_at is not None else now
-        total = (now - start) * 1000.0
-        self.total_latency.add(total)
-        self.counts["executed"] += 1
-        return {
-            "id": seq,
-            "source": source,
-            "text": text if isinstance(text, str) else repr(text)[:200],
-            "program": "stop",
-            "route": "robot",
-            "accepted": True,
-            "executed": True,
-            "reason": "stop phrase: halted at once without the model"
-            + (f"; the rest ({rest!r}) goes to the model" if rest else ""),
-            "latency_ms": 0.0,
-            "latencies_ms": {
-                "asr": None if asr_ms is None else round(asr_ms, 3),
-                "model": 0.0,
-                "node": 0.0,
-                "total": round(total, 3),
-            },
-        }
-
     def _publish_refusal(self, seq: int, text: Any, source: str, reason: str, now: float) -> None:
         self.counts["refused"] += 1
-        self._publish_record(
-            {
-                "id": seq,
-                "source": source,
-                "text": text if isinstance(text, str) else repr(text)[:200],
-                "program": "",
-                "route": "reject",
-                "accepted": False,
-                "executed": False,
-                "reason": reason,
-                "latency_ms": 0.0,
-                "latencies_ms": {"asr": None, "model": None, "node": None, "total": None},
-            },
-            now,
-        )
+        self._publish_record(refusal_record(seq, text, source, reason), now)
+
+    def _refuse_pending(self, pending: PendingCommand, reason: str, now: float) -> None:
+        self._publish_refusal(pending.seq, pending.text, pending.source, reason, now)
 
     def _publish_record(self, record: dict[str, Any], now: float) -> None:
-        text = record.get("text")
-        # a flood of text is not echoed back whole
-        if isinstance(text, str) and len(text) > RECORD_TEXT_CHARS:
-            record = {**record, "text": text[:RECORD_TEXT_CHARS] + "...", "text_chars": len(text)}
+        record = shortened(record)
         if not record.get("executed"):
             log.info("command %s not executed: %s", record.get("id"), record.get("reason"))
         try:
@@ -469,131 +404,4 @@ class DogNodeLogic:
 
     def diagnostics(self) -> list[DiagnosticStatus]:
         with self._lock:
-            model_values: dict[str, str] = {"model_loaded": str(self.commander is not None).lower()}
-            if self.commander is not None:
-                try:
-                    info = self.commander.info()
-                except Exception as exc:
-                    info = {"error": f"{type(exc).__name__}: {exc}"}
-                model_values.update(
-                    {
-                        "model_dir": str(info.get("model_dir") or self.config.model_dir),
-                        "provider": ",".join(info.get("providers") or []) or "unknown",
-                        "mode": str(info.get("mode")),
-                        "precision": str(info.get("precision")),
-                    }
-                )
-            else:
-                model_values["error"] = str(self.model_error)
-            model_values.update({k: str(v) for k, v in self.counts.items()})
-            model_values["pending"] = str(len(self.queue))
-            for name, window in (
-                ("model", self.model_latency),
-                ("total", self.total_latency),
-                ("asr", self.asr_latency),
-            ):
-                summary = window.summary()
-                for key in ("p50", "p90", "p99"):
-                    model_values[f"{name}_latency_{key}_ms"] = (
-                        "" if summary is None else f"{summary[key]:.2f}"
-                    )
-            model = DiagnosticStatus(
-                level=DIAG_OK if self.commander is not None else DIAG_ERROR,
-                name="shadow_dog: model",
-                message="model loaded" if self.commander is not None else f"no model: {self.model_error}",
-                hardware_id=self.config.node_name,
-                values=model_values,
-            )
-            heartbeat = (
-                "not required"
-                if self.config.heartbeat_timeout_s <= 0
-                else ("ok" if self._heartbeat_fresh(self.clock()) else "missing")
-            )
-            motion_level = DIAG_WARN if self.estop or heartbeat == "missing" or self.tick_errors else DIAG_OK
-            motion = DiagnosticStatus(
-                level=motion_level,
-                name="shadow_dog: motion",
-                message=(
-                    "e-stop engaged"
-                    if self.estop
-                    else (
-                        "heartbeat missing"
-                        if heartbeat == "missing"
-                        else (f"executing ({self.executor.motion_mode})" if self.executor.busy else "idle")
-                    )
-                ),
-                hardware_id=self.config.node_name,
-                values={
-                    "program": self.executor.running_program,
-                    "estop": str(self.estop).lower(),
-                    "heartbeat": heartbeat,
-                    "go2_sport_output": str(self.config.go2_sport_output).lower(),
-                    "control_period_s": str(self.config.control_period_s),
-                    "tick_errors": str(self.tick_errors),
-                    **self._odometry_values(),
-                },
-            )
-            audio = DiagnosticStatus(
-                level=self.audio_status[0],
-                name="shadow_dog: audio",
-                message=self.audio_status[1],
-                hardware_id=self.config.node_name,
-                values={
-                    "asr_engine": self.config.asr_engine,
-                    "capture": str(self.config.audio_capture).lower(),
-                },
-            )
-            return [model, motion, audio]
-
-    def _odometry_values(self) -> dict[str, str]:
-        now = self.clock()
-        state = self.odometry.state(now)
-        if not self.config.closed_loop:
-            loop = "open loop: closed_loop is off"
-        elif state == "fresh":
-            loop = "closed loop"
-        else:
-            loop = f"open loop: odometry {state}"
-        values = {
-            "odometry": state,
-            "odometry_source": self.odometry.source,
-            "odometry_age_s": "" if state == "absent" else f"{self.odometry.age(now):.3f}",
-            "motion_control": loop,
-            "motion_mode": self.executor.motion_mode,
-        }
-        values.update({k: str(v) for k, v in self.executor.counts.items()})
-        return values
-
-
-def load_commander(config: NodeConfig) -> tuple[Any | None, str | None]:
-    """The Commander for `config.model_dir`, or (None, why) -- the node then runs without a model."""
-    if not config.model_dir:
-        return None, "no model_dir configured"
-    from shadow_edge.runtime.commander import Commander, ModelLoadError
-
-    cloud = None
-    if config.cloud_url:
-        from .cloud import CloudError, http_cloud_hook, read_token
-
-        try:
-            token = read_token(config.cloud_token_file) if config.cloud_token_file else None
-            cloud = http_cloud_hook(config.cloud_url, config.cloud_timeout_s, token)
-        except CloudError as exc:  # the edge model still runs; remote-routed commands are refused
-            log.error("running without the cloud: %s", exc)
-    try:
-        from shadow_edge.runtime.safety import SafetyConfig
-
-        commander = Commander(
-            config.model_dir,
-            providers=config.provider,
-            threads=config.threads or None,
-            min_confidence=config.min_confidence,
-            cloud=cloud,
-            safety_config=SafetyConfig(
-                config.cruise_vx, config.cruise_vy, config.cruise_vyaw, config.max_motion_s
-            ),
-        )
-    except (ModelLoadError, ValueError) as exc:
-        log.error("cannot load the model: %s", exc)
-        return None, str(exc)
-    return commander, None
+            return node_diagnostics(self)
