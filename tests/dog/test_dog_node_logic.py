@@ -1,83 +1,34 @@
-"""The ROS 2 node's transport-free logic (shadow_dog.logic): one test (or more) per safety rule of issue 5.
+"""The ROS 2 node's transport-free logic (shadow_dog.logic): one test (or more) per safety rule of issue 5 -- motion
+only from accepted programs, pre-emption and a bounded queue, stop and e-stop, the watchdogs.
 
-Everything runs on a fake clock: `tick()` is called by hand, so timings are exact and nothing sleeps.
+Everything runs on a fake clock (`dog_node_harness`): `tick()` is called by hand, so timings are exact and nothing
+sleeps. Malformed input, Go2 requests, records and diagnostics are `test_dog_node_outputs.py`; the real runtime,
+the cloud hook and the config `test_dog_node_model.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from dog_node_harness import (
+    FakeClock,
+    command,
+    make_node,
+    mark,
+    moving_twists_after,
+    nonzero,
+    records,
+    run_for,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_fakes import (
-    EOS_ID,
-    SUFFIX,
-    bigram_decoder,
-    tiny_tokenizer,
-    write_export_dir,
-)
-from scripted_commander import (
-    ANSWERS,
-    LIMITS,
-    PERIOD,
-    SPEC,
-    make_commander,
-)
-from shadow_dog.cloud import http_cloud_hook
+from scripted_commander import LIMITS, PERIOD, SPEC, make_commander
 from shadow_dog.command_queue import CommandQueue, PendingCommand, StopPhrases
-from shadow_dog.config import ConfigError, NodeConfig
+from shadow_dog.config import NodeConfig
 from shadow_dog.executor import PlanExecutor
-from shadow_dog.latency import percentile
-from shadow_dog.logic import DogNodeLogic, load_commander
-from shadow_dog.outputs import DIAG_ERROR, DIAG_OK, MemoryOutputs
-from shadow_edge.runtime.grammar import action_vocabulary
+from shadow_dog.outputs import MemoryOutputs
 from shadow_edge.runtime.safety import MotionSegment, Plan, plan_program
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> None:
-        self.t += dt
-
-
-def make_node(commander="default", **config):
-    clock = FakeClock()
-    outputs = MemoryOutputs(clock)
-    session = None
-    if commander == "default":
-        commander, session = make_commander()
-    node = DogNodeLogic(outputs, commander, NodeConfig(**{"control_period_s": PERIOD, **config}), clock=clock)
-    return node, outputs, clock, session
-
-
-def command(node, text, **kwargs):
-    node.submit_text(text, **kwargs)
-    while node.process_next():
-        pass
-
-
-def run_for(node, clock, seconds):
-    for _ in range(round(seconds / PERIOD)):
-        clock.advance(PERIOD)
-        node.tick()
-
-
-def nonzero(twist) -> bool:
-    return any(abs(v) > 0 for v in twist)
-
-
-def records(outputs):
-    return outputs.of("program")
-
 
 # -- motion only from accepted programs; segments in time; zero at the end --------------------------------------------
 
@@ -218,15 +169,6 @@ def test_command_queue_drops_oldest():
 
 
 # -- stop and e-stop -----------------------------------------------------------------------------------------------------
-
-
-def mark(out) -> int:
-    return len(out.sent)
-
-
-def moving_twists_after(out, index):
-    """Non-zero velocities sent after message number `index` (see `mark`)."""
-    return [s.value for s in out.sent[index:] if s.kind == "twist" and nonzero(s.value)]
 
 
 def test_stop_topic_halts_at_once():
@@ -422,199 +364,3 @@ def test_heartbeat_lost_halts_within_one_period():
     node.heartbeat()
     command(node, "turn left")
     assert out.of("twist")[-1] == (0.0, 0.0, 0.8)  # a fresh heartbeat allows motion again
-
-
-# -- malformed input -------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("bad", [None, 42, b"\x00\x01\x02\xff\xfe\x03", "", "\x00\x01\x02\x03", "x" * 5000])
-def test_malformed_commands_are_refused(bad):
-    node, out, clock, _ = make_node()
-    command(node, bad)
-    run_for(node, clock, 0.5)
-    assert out.of("twist") == []
-    (record,) = records(out)
-    assert not record["accepted"] and not record["executed"] and record["reason"]
-
-
-def test_refuse_input_reports_bad_messages():
-    node, out, _, _ = make_node()
-    node.refuse_input("<12 bytes>", "not a std_msgs/String", "text")
-    (record,) = records(out)
-    assert record["reason"] == "not a std_msgs/String" and not record["executed"]
-
-
-# -- Go2 sport requests, sounds ----------------------------------------------------------------------------------------------
-
-
-def test_go2_sport_requests_use_the_spec_ids():
-    node, out, clock, _ = make_node(go2_sport_output=True, action_hold_s=1.0)
-    command(node, "sit then turn right")
-    run_for(node, clock, 4.0)
-    sport = out.of("sport")
-    assert sport[0].api_id == 1009 and sport[0].parameter == ""
-    moves = [r for r in sport if r.api_id == 1008]
-    assert moves and all(json.loads(r.parameter) == {"x": 0.0, "y": 0.0, "z": -0.8} for r in moves)
-    assert sport[-1].api_id == 1003  # StopMove at the end of the turn
-    assert len({r.request_id for r in sport}) == len(sport)
-    first_move_t = next(t for t, r in out.timed("sport") if r.api_id == 1008)
-    assert first_move_t == pytest.approx(101.0)  # after the sit's hold
-    command(node, "dance twice")
-    assert out.of("sport")[-1].api_id == 1023
-
-
-def test_no_sport_requests_unless_enabled():
-    node, out, clock, _ = make_node()
-    command(node, "sit then turn right")
-    run_for(node, clock, 4.0)
-    assert out.of("sport") == [] and (0.0, 0.0, -0.8) in out.of("twist")
-
-
-def test_bark_plays_a_sound():
-    node, out, clock, _ = make_node()
-    command(node, "bark twice")
-    assert out.of("sound") == [("bark", 2)] and out.of("twist") == []
-    run_for(node, clock, 1.1)
-    assert not node.executor.busy
-
-
-# -- records and diagnostics --------------------------------------------------------------------------------------------------
-
-
-def test_speech_latency_record():
-    node, out, clock, _ = make_node()
-    speech_end = clock()
-    clock.advance(0.02)  # recognition took 20 ms
-    node.submit_speech("walk two metres", speech_end_at=speech_end, asr_ms=20.0)
-    clock.advance(0.01)
-    node.process_next()
-    assert out.of("heard") == ["walk two metres"]
-    (record,) = records(out)
-    lat = record["latencies_ms"]
-    assert lat["asr"] == 20.0 and lat["node"] == 0.0 and lat["total"] == pytest.approx(30.0)
-    assert lat["model"] == record["latency_ms"] > 0
-    assert set(record) >= {"text", "program", "route", "accepted", "reason", "latency_ms", "source"}
-
-
-def test_diagnostics_report_model_latency_and_audio():
-    node, out, clock, _ = make_node(diagnostics_period_s=1.0)
-    for _ in range(5):
-        command(node, "walk two metres")
-    node.tick()
-    model, motion, audio = out.of("diagnostics")[-1]
-    assert model.level == DIAG_OK and model.values["model_loaded"] == "true"
-    assert float(model.values["model_latency_p50_ms"]) > 0 and model.values["model_latency_p99_ms"]
-    assert motion.message.startswith("executing") and motion.values["program"] == "move x=2"
-    assert "no audio capture" in audio.message
-    run_for(node, clock, 0.9)
-    assert len(out.of("diagnostics")) == 1  # once per diagnostics period
-    run_for(node, clock, 0.2)
-    assert len(out.of("diagnostics")) == 2
-
-
-def test_without_a_model_commands_are_refused_and_diagnostics_say_so():
-    clock = FakeClock()
-    out = MemoryOutputs(clock)
-    node = DogNodeLogic(out, None, NodeConfig(), clock=clock, model_error="manifest.json missing")
-    command(node, "walk two metres")
-    assert out.of("twist") == [] and "no model loaded (manifest.json missing)" in records(out)[0]["reason"]
-    node.tick()
-    model = out.of("diagnostics")[-1][0]
-    assert model.level == DIAG_ERROR and model.values["model_loaded"] == "false"
-    node.stop()  # stop works without a model
-    assert out.of("twist")[-1] == (0.0, 0.0, 0.0)
-
-
-def test_percentile_matches_numpy():
-    import numpy as np
-
-    values = [5.0, 1.0, 3.0, 9.0, 7.5, 2.0]
-    for q in (0, 50, 90, 99, 100):
-        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
-
-
-# -- the real runtime, the cloud hook, config -------------------------------------------------------------------------------
-
-
-def test_load_commander_runs_a_real_export_dir(tmp_path):
-    tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
-    script = [*tokenizer.encode("turn deg=45", add_special_tokens=False).ids, EOS_ID]
-    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    model_dir = write_export_dir(
-        tmp_path / "model", tokenizer, ids, lambda p: bigram_decoder(p, vocab, ids, script, start_id=start)
-    )
-    commander, error = load_commander(NodeConfig(model_dir=str(model_dir), provider="cpu", threads=1))
-    assert error is None
-    node, out, clock, _ = make_node(commander=commander)
-    command(node, "turn a bit left")
-    assert records(out)[0]["program"] == "turn deg=45" and out.of("twist")[0] == (0.0, 0.0, 0.8)
-    node.tick()
-    assert out.of("diagnostics")[-1][0].values["provider"] == "CPUExecutionProvider"
-    missing, error = load_commander(NodeConfig(model_dir=str(tmp_path / "nothing")))
-    assert missing is None and "not a directory" in error
-
-
-@pytest.fixture()
-def cloud_server():
-    answers = {"what is two plus two": {"answer": "four"}, "do a trick": {"program": "sit"}}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server API)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            data = json.dumps(answers.get(body["text"], {"nothing": 1})).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-def test_remote_route_goes_to_the_cloud_hook(cloud_server):
-    hook = http_cloud_hook(cloud_server, timeout_s=2.0)
-    commander, _ = make_commander({"what is two plus two": "remote", "do a trick": "remote"}, cloud=hook)
-    node, out, clock, _ = make_node(commander=commander)
-    command(node, "what is two plus two")
-    assert records(out)[-1]["remote_answer"] == "four" and out.of("twist") == []
-    command(node, "do a trick")  # the cloud's program goes through safety, then runs
-    assert records(out)[-1]["executed"] and records(out)[-1]["remote_answer"] == "sit"
-    with pytest.raises(ValueError):
-        http_cloud_hook("file:///etc/passwd")
-
-
-def test_config_rejects_bad_values():
-    with pytest.raises(ConfigError, match="unknown parameter"):
-        NodeConfig.from_dict({"control_perod_s": 0.1})
-    with pytest.raises(ConfigError, match="control_period_s"):
-        NodeConfig.from_dict({"control_period_s": "fast"})
-    with pytest.raises(ConfigError, match="cruise_vx"):
-        NodeConfig.from_dict({"cruise_vx": 2.0})
-    with pytest.raises(ConfigError, match="heartbeat_timeout_s"):
-        NodeConfig.from_dict({"heartbeat_timeout_s": 0.01})
-    config = NodeConfig.from_dict({"threads": "2", "go2_sport_output": "true", "stop_phrases": "stop, halt"})
-    assert config.threads == 2 and config.go2_sport_output and config.stop_phrases == ("stop", "halt")
-    assert config.resolve("~/program") == "/shadow_dog/program" and config.resolve("cmd_vel") == "/cmd_vel"
-
-
-def test_bark_after_a_move_stands_still():
-    """A `move` followed by `bark` must not leave the velocity on while the dog barks."""
-    commander, _ = make_commander({**ANSWERS, "walk then bark": "move x=1; bark"})
-    node, out, clock, _ = make_node(commander)
-    command(node, "walk then bark")
-    run_for(node, clock, 2.2)  # 1 m at 0.5 m/s, then the bark
-    twists = out.timed("twist")
-    bark_at = 100.0 + 2.0
-    assert out.of("sound") == [("bark", 1)]
-    assert all(not nonzero(v) for t, v in twists if t >= bark_at - 1e-9)
-    assert any(not nonzero(v) for t, v in twists if abs(t - bark_at) < PERIOD)
