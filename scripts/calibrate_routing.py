@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from shadow_edge.runtime.commander import Commander, ModelLoadError
-from shadow_edge.runtime.routing import SIGNALS, ConfidenceGate, load_gate, write_gate
+from shadow_edge.runtime.routing import SIGNALS, ConfidenceGate, RoutingError, load_gate, write_gate
 from shadow_edge.runtime.scoring import program_matches
 from shadow_edge.runtime.stats import strided
 from shadow_edge.tasks.robot_dog.splits import load_split
@@ -47,23 +47,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def decode(model_dir: Path, examples: list[dict], batch_size: int) -> list[dict]:
-    """Per command: could it move the robot (accepted robot program), is it right, and each signal's value."""
+def decode(
+    model_dir: Path, examples: list[dict], batch_size: int, gate: ConfidenceGate | None = None
+) -> list[dict]:
+    """Per command: could it move the robot (accepted robot program), is it right, and each signal's value; with
+    `gate`, whether that gate lets it through (`ConfidenceGate.passes`, the Commander's own check)."""
     commander = Commander(model_dir, min_confidence=0.0)
     rows = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         for ex, result in zip(chunk, commander.run_batch([e["text"] for e in chunk]), strict=True):
             generation = result.generation
-            rows.append(
-                {
-                    "lang": ex["lang"],
-                    "movable": bool(result.accepted),
-                    "right": program_matches(result.program, ex["program"]),
-                    "min_prob": generation.confidence if generation else 0.0,
-                    "min_margin": generation.min_margin if generation else 0.0,
-                }
-            )
+            row = {
+                "lang": ex["lang"],
+                "movable": bool(result.accepted),
+                "right": program_matches(result.program, ex["program"]),
+                "min_prob": generation.confidence if generation else 0.0,
+                "min_margin": generation.min_margin if generation else 0.0,
+            }
+            if gate is not None:
+                row["gate_passes"] = generation is not None and gate.passes(generation)
+            rows.append(row)
     return rows
 
 
@@ -114,13 +118,13 @@ def plot(curves: dict[str, list[dict]], chosen: dict[str, dict], path: Path, tar
     plt.close(fig)
 
 
-def evaluate(args: argparse.Namespace, rows: list[dict]) -> int:
-    """Executed right / wrong and routed away under the export's gate, overall and per language."""
-    gate = load_gate(args.model_dir)
+def evaluate(args: argparse.Namespace, rows: list[dict], gate: ConfidenceGate) -> int:
+    """Executed right / wrong and routed away under the export's gate (`rows` decoded with it), overall and per
+    language."""
     report = {"split": args.split, "commands": len(rows), "gate": gate.to_json()}
     for lang in ("all", "en", "zh"):
         subset = [r for r in rows if lang == "all" or r["lang"] == lang]
-        executed = [r for r in subset if r["movable"] and min(r[gate.signal], 1e6) >= gate.threshold]
+        executed = [r for r in subset if r["movable"] and r["gate_passes"]]
         wrong = sum(not r["right"] for r in executed)
         report[lang] = {
             "n": len(subset),
@@ -147,12 +151,13 @@ def main(argv=None) -> int:
         return 2
     examples = strided(load_split(args.split), args.limit or None)
     try:
-        rows = decode(args.model_dir, examples, args.batch_size)
-    except ModelLoadError as exc:
+        gate = load_gate(args.model_dir) if args.evaluate else None
+        rows = decode(args.model_dir, examples, args.batch_size, gate)
+    except (ModelLoadError, RoutingError) as exc:
         logger.error("%s", exc)
         return 2
-    if args.evaluate:
-        return evaluate(args, rows)
+    if gate is not None:
+        return evaluate(args, rows, gate)
     curves = {signal: curve(rows, signal) for signal in SIGNALS}
     chosen = {signal: choose(points, args.target_wrong) for signal, points in curves.items()}
     best_signal = max(
