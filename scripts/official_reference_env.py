@@ -119,12 +119,12 @@ def ensure_venv(venv_dir: Path = DEFAULT_VENV) -> Path:
 
 def _tree_digest(path: Path) -> str:
     """Content hash of a file or directory (names relative to it), so the key does not depend on where it lies."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+    # imported here: the part of this script that runs inside the official venv needs nothing of the project
+    from shadow_edge.runtime.digest import files_sha256
+
+    if path.is_dir():
+        return files_sha256(sorted(p for p in path.rglob("*") if p.is_file()), root=path)
+    return files_sha256([path])
 
 
 def cache_key(spec: list[dict[str, Any]], python: Path) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from shadow_edge.runtime.digest import file_sha256
 
 
 class EngineError(RuntimeError):
@@ -57,9 +57,6 @@ def check_sha256(files: dict[Path, str]) -> None:
     for path, expected in files.items():
         if not path.is_file():
             raise EngineError(f"model file {path} is missing")
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected:
-            raise EngineError(f"model file {path} has SHA-256 {digest.hexdigest()}, expected {expected}")
+        digest = file_sha256(path)
+        if digest != expected:
+            raise EngineError(f"model file {path} has SHA-256 {digest}, expected {expected}")
