@@ -33,6 +33,7 @@ from shadow_edge.tasks.robot_dog.recipes import (
 )
 from shadow_edge.tasks.robot_dog.standalone import graft_shadow
 from shadow_edge.tasks.robot_dog.task import collate, encode_example, model_text, tail_loss
+from shadow_edge.tasks.robot_dog.training_data import PolitenessStacker, add_data_arguments, training_examples
 from tqdm.auto import tqdm
 
 logger = logging.getLogger("train_robot_dog")
@@ -83,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="keep the shadow backbone fixed (attach stage after shadow pre-training): the detached model stays as it was",
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    add_data_arguments(p)
     p.add_argument(
         "--minutes", type=float, default=None, help="train for this long instead of --steps (time schedule)"
     )
@@ -152,12 +154,16 @@ def main(argv=None) -> int:
     n_trainable = count_trainable(model)
     logger.info("%s: %d trainable parameters", args.method, n_trainable)
 
-    train = load_split("train", args.data_dir)
+    train = training_examples(args.extra_seeds, args.data_dir)
     data_dir = args.data_dir or Path(sys.modules[load_split.__module__].__file__).with_name("data")
     data_sha256 = {p.name: file_sha256(p) for p in sorted(data_dir.glob("*.jsonl"))}
     if args.limit:
         train = train[: args.limit]
-    encoded = [encode_example(tokenizer, model_text(ex["text"]), ex["program"]) for ex in train]
+    stack_politeness = PolitenessStacker(args.stack_politeness, args.seed)
+
+    def encode(ex: dict):
+        return encode_example(tokenizer, model_text(stack_politeness(ex)), ex["program"])
+
     pad_id = tokenizer.pad_token_id
 
     backbone_params = [
@@ -210,11 +216,11 @@ def main(argv=None) -> int:
     bar = tqdm(total=None if budget else args.steps, initial=step, desc=f"train {args.method}")
     while progress() < 1.0:
         if len(order) < args.batch_size:
-            fresh = list(range(len(encoded)))
+            fresh = list(range(len(train)))
             rng.shuffle(fresh)
             order = order + fresh
         picked, order = order[: args.batch_size], order[args.batch_size :]
-        batch = collate([encoded[i] for i in picked], pad_id)
+        batch = collate([encode(train[i]) for i in picked], pad_id)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, group["peak"], args.warmup, progress(), floor=0.1)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
@@ -273,7 +279,9 @@ def main(argv=None) -> int:
         "warmup": args.warmup,
         "schedule": "linear warm-up, cosine to 10% of peak",
         "seed": args.seed,
-        "train_examples": len(encoded),
+        "train_examples": len(train),
+        "extra_seeds": args.extra_seeds,
+        "stack_politeness": args.stack_politeness,
         "data_sha256": data_sha256,
         "save_dtype": args.save_dtype,
         "device": str(device),

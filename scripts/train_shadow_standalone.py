@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from shadow_edge.export.architectures import decoder_of
 from shadow_edge.export.base_model import load_base
 from shadow_edge.runtime.digest import file_sha256
 from shadow_edge.runtime.grammar import action_vocabulary
@@ -33,6 +34,7 @@ from shadow_edge.tasks.robot_dog.standalone import (
     shadow_state_dict,
 )
 from shadow_edge.tasks.robot_dog.task import collate, encode_example, end_of_turn_id, model_text
+from shadow_edge.tasks.robot_dog.training_data import PolitenessStacker, add_data_arguments, training_examples
 from tqdm.auto import tqdm
 
 logger = logging.getLogger("train_shadow_standalone")
@@ -51,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)"
     )
+    p.add_argument("--init-state", type=Path, default=None, help="start from this shadow_state.safetensors")
+    add_data_arguments(p)
     p.add_argument("--eval-every", type=int, default=250, help="validation loss every N steps")
     p.add_argument("--limit", type=int, default=None, help="first N training examples only (smoke runs)")
     p.add_argument(
@@ -71,6 +75,13 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     base, tokenizer = load_base()
     model = build_standalone_shadow(base, args.layers)
+    if args.init_state:
+        from safetensors.torch import load_file
+
+        missing, unexpected = decoder_of(model).load_state_dict(load_file(args.init_state), strict=False)
+        if unexpected or [k for k in missing if not k.startswith("embed_tokens")]:
+            raise SystemExit(f"{args.init_state} does not fit a {args.layers}-layer shadow")
+        logger.info("started from %s", args.init_state)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     logger.info(
@@ -85,13 +96,14 @@ def main(argv=None) -> int:
     vocab_index = torch.full((len(tokenizer),), -1, dtype=torch.long)
     vocab_index[vocab_ids] = torch.arange(len(vocab))
 
-    def encode(split: str) -> list:
-        examples = load_split(split)
-        return [encode_example(tokenizer, model_text(ex["text"]), ex["program"]) for ex in examples]
+    def encode(ex: dict, text: str | None = None):
+        return encode_example(tokenizer, model_text(ex["text"] if text is None else text), ex["program"])
 
     data_sha256 = {p.name: file_sha256(p) for p in sorted(DATA_DIR.glob("*.jsonl"))}  # what is read now
-    train = encode("train")[: args.limit] if args.limit else encode("train")
-    val = encode("validation")[:256]
+    train = training_examples(args.extra_seeds)
+    train = train[: args.limit] if args.limit else train
+    stack_politeness = PolitenessStacker(args.stack_politeness, args.seed)
+    val = [encode(ex) for ex in load_split("validation")[:256]]
     pad_id = tokenizer.pad_token_id
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
 
@@ -127,7 +139,7 @@ def main(argv=None) -> int:
         picked, order = order[: args.batch_size], order[args.batch_size :]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.lr, args.warmup, progress(), floor=0.05)
-        loss = loss_of([train[i] for i in picked])
+        loss = loss_of([encode(train[i], stack_politeness(train[i])) for i in picked])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -163,6 +175,9 @@ def main(argv=None) -> int:
         "loss": "cross-entropy of program tokens over the action vocabulary",
         "action_vocabulary": len(vocab),
         "train_examples": len(train),
+        "extra_seeds": args.extra_seeds,
+        "stack_politeness": args.stack_politeness,
+        "init_state": str(args.init_state) if args.init_state else None,
         "text_normalization": "shadow_edge.runtime.normalize.normalize_numbers",
         "data_sha256": data_sha256,
         "threads": torch.get_num_threads(),

@@ -170,7 +170,9 @@ def _gerund(clause: str) -> str:
                  "hop": "hopping", "plant": "planting", "drop": "dropping", "flip": "flipping",
                  "swivel": "swivelling", "scoot": "scooting", "bust": "busting", "jog": "jogging", "set": "setting",
                  "shimmy": "shimmying", "pop": "popping", "plop": "plopping", "up": "getting up", "be": "being",
-                 "spin": "spinning", "run": "running"}  # fmt: skip
+                 "spin": "spinning", "run": "running", "step": "stepping", "sidestep": "sidestepping",
+                 "trot": "trotting", "hit": "hitting", "skip": "skipping", "wag": "wagging", "nod": "nodding",
+                 "gimme": "giving me", "down": "getting down", "dip": "dipping", "tap": "tapping"}  # fmt: skip
     if first in irregular:
         verb = irregular[first]
     elif first.endswith("e") and not first.endswith("ee"):
@@ -383,6 +385,13 @@ def _vocabulary_examples(seed: int, seen: dict[str, str]) -> list[dict]:
             out.append({"text": text, "program": program, "lang": lang, "kind": "command",
                         "template": ".".join([lang, "command", *d.frames]) if d.frames else f"{lang}.command.bare"})  # fmt: skip
     return out
+
+
+def draw_more_training(seed: int, reserved: Sequence[dict], n_per_lang: int = SIZES["train"]) -> list[dict]:
+    """More training examples from the train-side frames, drawn under another seed. No text of `reserved` (the
+    test and validation splits) is ever drawn, so training on these keeps both splits clean."""
+    seen = {_norm_key(ex["text"]): ex["program"] for ex in reserved}
+    return _generate_split(f"train-seed{seed}", seed, seen, n_per_lang, "train")
 
 
 def phrasing_pools() -> dict[str, list[str]]:

@@ -1,0 +1,112 @@
+"""What the robot-dog models train on: the packaged train split, optionally more draws of its train-side frames
+under other seeds, and politeness stacked on the fly.
+
+People pile courtesy onto a command ("sit down, please, thank you", "hey buddy, okay, sit"); a model that has only
+seen one opener or closer at a time reads the second one as another step. `PolitenessStacker` adds a second
+train-side opener or closer (never a test-side frame) to a fraction of the examples each time they are drawn; the
+program is unchanged, because courtesy never changes what the dog does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import phrases_en, phrases_zh
+from .generator import draw_more_training, split_pool
+from .splits import load_split
+
+# Chinese openers that address the dog rather than start the sentence's grammar, so they can precede any command
+_ZH_VOCATIVES = (
+    "小狗",
+    "狗狗",
+    "嘿",
+    "乖",
+    "小家伙",
+    "旺财",
+    "机器狗",
+    "听话",
+    "小可爱",
+    "狗子",
+    "好了",
+    "哎你",
+)
+_EN_END = re.compile(r"[.!?,]+$")
+_ZH_END = re.compile(r"[。！？，!?]+$")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training scripts' shared data options (--extra-seeds, --stack-politeness)."""
+    parser.add_argument(
+        "--extra-seeds",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        help="comma-separated generator seeds: more train-side draws beside the train split (never a test text)",
+    )
+    parser.add_argument(
+        "--stack-politeness", type=float, default=0.0, help="share of draws given one more opener or closer"
+    )
+
+
+def training_examples(extra_seeds: Sequence[int] = (), data_dir: str | Path | None = None) -> list[dict]:
+    """The train split, plus fresh draws under each of `extra_seeds` that avoid every validation and test text."""
+    train = load_split("train", data_dir)
+    if not extra_seeds:
+        return train
+    reserved = load_split("validation", data_dir) + load_split("test", data_dir)
+    for seed in extra_seeds:
+        train = train + draw_more_training(seed, reserved)
+    return train
+
+
+def _train_side(items: Sequence[str]) -> list[str]:
+    return [x for _, x in split_pool(items, "train")]
+
+
+class PolitenessStacker:
+    """With probability `rate`, one more train-side opener and/or closer around an example's text."""
+
+    def __init__(self, rate: float, seed: int = 0) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be in [0, 1], got {rate}")
+        self.rate = rate
+        self.rng = random.Random(f"{seed}:politeness")
+        self.en_openers = [o for o in _train_side(phrases_en.OPENERS) if o.endswith(",")]
+        self.en_closers = _train_side(phrases_en.CLOSERS)
+        self.zh_openers = [o for o in _train_side(phrases_zh.OPENERS) if o in _ZH_VOCATIVES]
+        self.zh_closers = _train_side(phrases_zh.CLOSERS)
+
+    def __call__(self, example: dict) -> str:
+        text = example["text"]
+        if self.rate == 0.0 or self.rng.random() >= self.rate:
+            return text
+        mode = self.rng.choice(("closer", "closer", "opener", "both"))
+        if example["lang"] == "zh":
+            return self._zh(text, mode)
+        return self._en(text, mode)
+
+    def _en(self, text: str, mode: str) -> str:
+        spoken = text == text.lower() and not re.search(r"[,.!?]", text)  # ASR style: keep it so
+        end = _EN_END.search(text)
+        body, punct = (text[: end.start()], end.group()) if end else (text, "")
+        if mode in ("closer", "both"):
+            joiner = self.rng.choice((", ", " and ", ", ", " "))
+            body = f"{body}{joiner}{self.rng.choice(self.en_closers)}"
+        if mode in ("opener", "both"):
+            body = f"{self.rng.choice(self.en_openers)} {body[:1].lower()}{body[1:]}"
+            body = body[:1].upper() + body[1:]
+        if spoken:
+            return re.sub(r"\s+", " ", re.sub(r"[,.!?]", " ", body.lower())).strip()
+        return body + (punct.strip(",") or "")
+
+    def _zh(self, text: str, mode: str) -> str:
+        end = _ZH_END.search(text)
+        body, punct = (text[: end.start()], end.group()) if end else (text, "")
+        if mode in ("closer", "both"):
+            body = f"{body}{self.rng.choice(('，', ''))}{self.rng.choice(self.zh_closers)}"
+        if mode in ("opener", "both"):
+            body = f"{self.rng.choice(self.zh_openers)}{self.rng.choice(('，', ''))}{body}"
+        return body + punct

@@ -1,0 +1,76 @@
+"""What the training scripts read: extra train-side draws that never contain a validation or test text, and
+politeness stacking that keeps the program and only ever uses train-side frames."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from shadow_edge.tasks.robot_dog import generator, phrases_en, phrases_zh
+from shadow_edge.tasks.robot_dog.generator import _norm_key, split_pool
+from shadow_edge.tasks.robot_dog.training_data import PolitenessStacker, training_examples
+
+
+@pytest.fixture(scope="module")
+def packaged() -> dict[str, list[dict]]:
+    return {name: generator.load_split(name) for name in generator.SPLITS}
+
+
+@pytest.fixture(scope="module")
+def with_extra_draws() -> list[dict]:
+    return training_examples((1,))
+
+
+def test_no_extra_seeds_is_the_train_split(packaged):
+    assert training_examples(()) == packaged["train"]
+
+
+def test_extra_draws_add_new_texts_and_never_a_reserved_one(packaged, with_extra_draws):
+    assert len(with_extra_draws) > 1.5 * len(packaged["train"])
+    reserved = {_norm_key(ex["text"]) for name in ("validation", "test") for ex in packaged[name]}
+    assert not reserved & {_norm_key(ex["text"]) for ex in with_extra_draws}
+    extra = with_extra_draws[len(packaged["train"]) :]
+    assert all(ex["id"].startswith("train-seed1-") for ex in extra)
+    test_templates = {ex["template"] for ex in packaged["test"]}
+    assert not test_templates & {ex["template"] for ex in extra}
+
+
+def test_extra_draws_are_deterministic():
+    assert training_examples((2,))[-5:] == training_examples((2,))[-5:]
+
+
+@pytest.mark.parametrize(
+    ("example", "pattern"),
+    [
+        ({"text": "Sit down.", "lang": "en"}, r"^[A-Z].*sit down.*[.]$|^Sit down.*\.$"),
+        ({"text": "sit down", "lang": "en"}, r"^[a-z ']+$"),  # ASR style stays lower case, no punctuation
+        ({"text": "坐下。", "lang": "zh"}, r"坐下.*。$"),
+    ],
+)
+def test_stacking_keeps_the_command_and_its_style(example, pattern):
+    stack = PolitenessStacker(1.0, seed=0)
+    outputs = {stack(example) for _ in range(40)}
+    assert len(outputs) > 5  # it varies
+    for text in outputs:
+        assert text != example["text"]
+        assert re.search(pattern, text, flags=re.IGNORECASE), text
+
+
+def test_stacking_uses_train_side_frames_only():
+    stack = PolitenessStacker(1.0, seed=0)
+    for used, pool in (
+        (stack.en_openers, phrases_en.OPENERS),
+        (stack.en_closers, phrases_en.CLOSERS),
+        (stack.zh_openers, phrases_zh.OPENERS),
+        (stack.zh_closers, phrases_zh.CLOSERS),
+    ):
+        assert used
+        assert set(used) <= {x for _, x in split_pool(pool, "train")}
+
+
+def test_rate_zero_is_identity_and_bad_rates_are_refused():
+    stack = PolitenessStacker(0.0)
+    assert all(stack({"text": t, "lang": "en"}) == t for t in ("Sit.", "walk forward 2 metres"))
+    for rate in (-0.1, 1.5):
+        with pytest.raises(ValueError):
+            PolitenessStacker(rate)
