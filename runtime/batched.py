@@ -4,10 +4,12 @@
 from any thread (`submit(text) -> Future[GenerationResult]`, or the blocking `generate(text)`); at every step
 boundary the thread
 
-1. takes waiting commands (up to `max_batch` rows in flight) and prefills them together after the shared prompt
-   prefix (the generator's prefix cache, repeated per row), choosing each one's first token;
-2. merges their caches into the running batch (left padding: every row's attention mask is 0 where it has no
-   token, positions count real tokens only, as `Generator.generate_batch` does);
+1. takes waiting commands (up to `max_batch` rows in flight) and prefills them after the shared prompt prefix (the
+   generator's prefix cache, repeated per row), choosing each one's first token. Commands of similar length share
+   a prefill call; one whose length would make the call compute more than `PREFILL_MAX_PADDING` tokens per real
+   token gets a call of its own group (a prefill is compute-bound: padding costs as much as text);
+2. merges their caches into the running batch in one copy (left padding: every row's attention mask is 0 where it
+   has no token, positions count real tokens only, as `Generator.generate_batch` does);
 3. runs one decode step for every row in flight, chooses each row's next token under its own grammar state, and
    drops the rows that finished (and the cache columns no row needs any more).
 
@@ -55,6 +57,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH = 8
 DEFAULT_MAX_QUEUE = 256
 _IDLE_POLL_S = 0.1  # how often an idle decoding thread looks whether it was closed
+PREFILL_MAX_PADDING = (
+    1.25  # a prefill call computes at most this many tokens per real one (see _length_groups)
+)
 
 
 class DecoderClosed(RuntimeError):
@@ -196,19 +201,55 @@ class BatchedDecoder:
         return [r for r in rows if r.future.set_running_or_notify_cancel()]
 
     def _join(self, rows: list[_Row]) -> None:
-        """Prefill new commands together and merge the unfinished ones into the running batch."""
+        """Prefill new commands (in groups of similar length) and merge the unfinished ones into the running batch."""
         gen = self.generator
+        tails: list[tuple[_Row, list[int], int]] = []
+        for row in rows:
+            try:
+                row.prompt = gen.encode_prompt(row.text)
+            except Exception as exc:  # a tokenizer failure concerns this command only
+                _fail(row, GenerationError(f"the command could not be tokenized: {exc}"))
+                continue
+            row.state = gen.constraint.initial
+            tails.append((row, *self._tail(row.prompt)))
+        parts: list[tuple[list[np.ndarray], np.ndarray]] = []
+        joined: list[_Row] = []
+        for group in _length_groups(tails):
+            part = self._prefill_group(group)
+            if part is not None:
+                parts.append(part[:2])
+                joined.extend(part[2])
+        if not parts:
+            return
+        if self._active:
+            parts.insert(0, (self._past, self._mask))
+        self._past, self._mask = _merge_right_aligned(parts)
+        self._active = self._active + joined
+
+    def _tail(self, prompt: list[int]) -> tuple[list[int], int]:
+        """What a prompt prefills after the shared prefix cache, and how long that cached prefix is (0: none)."""
+        gen = self.generator
+        prefix = gen.prefix_ids
+        n = len(prefix)
+        if gen.prefix_past is not None and n and len(prompt) > n and prompt[:n] == prefix:
+            return prompt[n:], n
+        return prompt, 0
+
+    def _prefill_group(
+        self, group: list[tuple[_Row, list[int], int]]
+    ) -> tuple[list[np.ndarray], np.ndarray, list[_Row]] | None:
+        """One prefill call for rows with the same cached prefix; their first choices; the cache and mask of the
+        rows that go on decoding (None when none does or the call failed)."""
+        gen = self.generator
+        rows = [r for r, _, _ in group]
         start = time.perf_counter()
         try:
-            for row in rows:
-                row.prompt = gen.encode_prompt(row.text)
-                row.state = gen.constraint.initial
-            ids, mask, pos, past = self._prefill_inputs([r.prompt for r in rows])
+            ids, mask, pos, past = self._prefill_inputs([t for _, t, _ in group], group[0][2])
             logits, present = gen.decoder_step(ids, mask, pos, past, "prefill")
-        except Exception as exc:  # only the joining commands are affected
+        except Exception as exc:  # only these joining commands are affected
             for row in rows:
                 _fail(row, exc if isinstance(exc, GenerationError) else GenerationError(str(exc)))
-            return
+            return None
         self._notify(len(rows))
         elapsed = (time.perf_counter() - start) * 1000.0
         for b, row in enumerate(rows):
@@ -216,29 +257,14 @@ class BatchedDecoder:
             row.next_pos = int(pos[b, -1]) + 1
         keep = self._choose(rows, logits)
         if not keep:
-            return
-        present = [np.asarray(p)[keep] for p in present]
-        mask = mask[keep]
-        joined = [rows[i] for i in keep]
-        if not self._active:
-            self._active, self._past, self._mask = joined, present, mask
-            return
-        width = max(self._mask.shape[1], mask.shape[1])
-        self._past = [
-            np.concatenate([_pad_left(a, width, axis=2), _pad_left(b, width, axis=2)], axis=0)
-            for a, b in zip(self._past, present, strict=True)
-        ]
-        self._mask = np.concatenate([_pad_left(self._mask, width, 1), _pad_left(mask, width, 1)], axis=0)
-        self._active.extend(joined)
+            return None
+        if len(keep) < len(rows):
+            present, mask = [np.asarray(p)[keep] for p in present], mask[keep]
+        return [np.asarray(p) for p in present], mask, [rows[i] for i in keep]
 
-    def _prefill_inputs(self, prompts: Sequence[list[int]]) -> tuple[Any, ...]:
-        """Left-padded ids after the shared prefix's cache when every prompt starts with it, else whole prompts."""
+    def _prefill_inputs(self, tails: Sequence[list[int]], past_len: int) -> tuple[Any, ...]:
+        """Left-padded ids, mask and positions for `tails` after `past_len` cached prefix tokens, and that cache."""
         gen = self.generator
-        prefix, prefix_past = gen.prefix_ids, gen.prefix_past
-        n = len(prefix)
-        use_prefix = prefix_past is not None and all(len(p) > n and p[:n] == prefix for p in prompts)
-        tails = [p[n:] for p in prompts] if use_prefix else list(prompts)
-        past_len = n if use_prefix else 0
         length = max(len(t) for t in tails)
         ids = np.full((len(tails), length), gen.pad_id, dtype=np.int64)
         mask = np.zeros((len(tails), past_len + length), dtype=np.int64)
@@ -247,8 +273,8 @@ class BatchedDecoder:
             ids[b, length - len(tail) :] = tail
             mask[b, past_len + length - len(tail) :] = 1
         pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)[:, past_len:].astype(np.int64)
-        if use_prefix:
-            past = [np.repeat(np.asarray(p), len(tails), axis=0) for p in prefix_past]
+        if past_len:
+            past = [np.repeat(np.asarray(p), len(tails), axis=0) for p in gen.prefix_past]
         else:
             past = gen.empty_past(len(tails))
         return ids, mask, pos, past
@@ -276,12 +302,15 @@ class BatchedDecoder:
         if len(keep) == len(rows):
             self._past, self._mask = [np.asarray(p) for p in present], mask
             return
-        mask = mask[keep]
-        # Columns no remaining row attends to (the left padding of rows that left) are dropped.
-        real = np.flatnonzero(mask.any(axis=0)) if len(keep) else np.zeros(0, dtype=np.int64)
-        first = int(real[0]) if len(real) else mask.shape[1]
         self._active = [rows[i] for i in keep]
-        self._past = [np.asarray(p)[keep][:, :, first:] for p in present]
+        if not keep:
+            self._past, self._mask = [], np.zeros((0, 0), dtype=np.int64)
+            return
+        mask = mask[keep]
+        # Columns no remaining row attends to (the left padding of rows that left) are dropped; one copy per cache
+        # (rows and columns at once), contiguous as onnxruntime wants its inputs.
+        first = int(np.flatnonzero(mask.any(axis=0))[0])
+        self._past = [np.asarray(p)[keep, :, first:] for p in present]
         self._mask = mask[:, first:]
 
     def _choose(self, rows: list[_Row], logits: np.ndarray) -> list[int]:
@@ -370,13 +399,47 @@ def _fail(row: _Row, exc: Exception) -> None:
             row.future.set_exception(exc)
 
 
-def _pad_left(array: np.ndarray, width: int, axis: int) -> np.ndarray:
-    missing = width - array.shape[axis]
-    if missing <= 0:
-        return array
-    pad = [(0, 0)] * array.ndim
-    pad[axis] = (missing, 0)
-    return np.pad(array, pad)
+def _length_groups(
+    tails: list[tuple[_Row, list[int], int]], max_padding: float = PREFILL_MAX_PADDING
+) -> list[list[tuple[_Row, list[int], int]]]:
+    """Joining rows grouped for prefill: same cached prefix, and padded tokens at most `max_padding` times the real
+    ones. Prefill is compute-bound, so a padded token costs as much as a real one; one long command must not make
+    every short one in its call pay for its length."""
+    groups: list[list[tuple[_Row, list[int], int]]] = []
+    for entry in sorted(tails, key=lambda e: (e[2], len(e[1]))):
+        group = groups[-1] if groups else None
+        if group is not None and group[0][2] == entry[2]:
+            real = sum(len(t) for _, t, _ in group) + len(entry[1])
+            if (len(group) + 1) * len(entry[1]) <= max_padding * real:
+                group.append(entry)
+                continue
+        groups.append([entry])
+    return groups
+
+
+def _merge_right_aligned(
+    parts: Sequence[tuple[list[np.ndarray], np.ndarray]],
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Caches and masks of several row groups stacked into one batch, each right-aligned (left padding, mask 0),
+    written once into arrays of the widest group's length."""
+    width = max(mask.shape[1] for _, mask in parts)
+    total = sum(mask.shape[0] for _, mask in parts)
+    mask_out = np.zeros((total, width), dtype=np.int64)
+    past_out = []
+    for i, first in enumerate(parts[0][0]):
+        out = np.zeros((total, first.shape[1], width, first.shape[3]), dtype=first.dtype)
+        row = 0
+        for past, mask in parts:
+            n, w = mask.shape
+            out[row : row + n, :, width - w :] = past[i]
+            row += n
+        past_out.append(out)
+    row = 0
+    for _, mask in parts:
+        n, w = mask.shape
+        mask_out[row : row + n, width - w :] = mask
+        row += n
+    return past_out, mask_out
 
 
 class BatchingCommander(Commander):

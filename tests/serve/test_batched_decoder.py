@@ -102,9 +102,49 @@ def test_waiting_commands_share_decode_steps():
         results = [first.result(10), *(f.result(10) for f in rest)]
     batched_calls = session.calls - calls_before + 1
     assert [r.text for r in results] == [PROGRAMS[t] for t in texts]
-    assert max(sizes) >= len(texts) - 1  # the five waiting commands were prefilled together, then joined
+    assert max(sizes) >= 3  # waiting commands of similar length were prefilled together and decoded together
     sequential = sum(len(r.step_ms) + 1 for r in results)  # prefill + steps, one command at a time
     assert batched_calls < 0.6 * sequential  # one at a time would make `sequential` calls
+
+
+class CountingSession(GatedSession):
+    """Records every prefill call (more than one new token per row): rows, tokens computed, real tokens."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefills: list[tuple[int, int, int]] = []
+
+    def run(self, output_names, feed):
+        ids, mask = feed["input_ids"], feed["attention_mask"]
+        if ids.shape[1] > 1:
+            self.prefills.append((ids.shape[0], ids.size, int(mask[:, -ids.shape[1] :].sum())))
+        return super().run(output_names, feed)
+
+
+def test_prefill_calls_group_commands_of_similar_length():
+    long_text = "please walk forward two metres, then sit down, then bark twice and turn right slowly"
+    answers = {**ANSWERS, long_text: "move x=2; sit; bark n=2; turn deg=-90"}
+    session = CountingSession(TOKENIZER, answers, head_token_ids=ACTION_IDS)
+    generator = make_generator(session)
+    texts = ["sit", "walk two metres", long_text, "sit", "jump off the roof", "walk two metres"]
+    session.gate.set()
+    singles = {t: generator.generate(t) for t in texts}
+    session.gate.clear()  # the next call waits at the gate
+    session.prefills = []
+    with BatchedDecoder(generator, max_batch=8) as decoder:
+        first = decoder.submit("back up half a metre")
+        assert session.entered.wait(10)
+        futures = [decoder.submit(t) for t in texts]
+        session.gate.set()
+        first.result(10)
+        results = [f.result(10) for f in futures]
+    for text, result in zip(texts, results, strict=True):
+        same_result(result, singles[text])
+    joined = session.prefills[1:]  # after the first command's own prefill
+    assert sum(rows for rows, _, _ in joined) == len(texts)
+    assert any(rows > 1 for rows, _, _ in joined)  # similar lengths shared a call
+    for _, computed, real in joined:  # the long command did not pad the short ones
+        assert computed <= 1.25 * real
 
 
 def test_a_long_command_does_not_hold_up_a_short_one():
