@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--eval-split",
-        choices=("train", "validation", "test"),
+        choices=("train", "validation", "dev", "test"),
         default="test",
         help="robot-dog split on which command accuracy is measured",
     )

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Choose an export's confidence gate from a target, on the validation split, and write it as `routing.json`.
+"""Choose an export's confidence gate from a target, on the dev split (unseen sentence frames); write routing.json.
 
     python scripts/calibrate_routing.py build/robot-dog --target-wrong 0.005
 
-Every validation command is decoded by the runtime (the Commander, gate open). For each signal (`min_prob`,
+Every dev command is decoded by the runtime (the Commander, gate open). For each signal (`min_prob`,
 `min_margin`, see `shadow_edge.runtime.routing`) and each threshold, a command is *executed* when the model wrote a
 robot program that the safety layer accepts and the signal passes; it is *executed wrong* when that program is not the
 gold one. The gate is the signal and threshold that execute the most commands correctly while keeping executed-wrong
@@ -33,7 +33,12 @@ logger = logging.getLogger("calibrate_routing")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path)
-    p.add_argument("--split", default="validation")
+    p.add_argument(
+        "--split",
+        default="dev",
+        help="robot-dog split to calibrate on (default dev: sentence frames that training never saw, like the test "
+        "split's but disjoint from them)",
+    )
     p.add_argument("--limit", type=int, default=1000, help="commands (strided over the split; 0: all)")
     p.add_argument("--target-wrong", type=float, default=0.005, help="executed-wrong share to stay under")
     p.add_argument("--report", type=Path, default=None, help="report path without suffix")
@@ -108,7 +113,7 @@ def plot(curves: dict[str, list[dict]], chosen: dict[str, dict], path: Path, tar
         ax.plot([p["coverage"] for p in points], [p["accuracy_of_executed"] for p in points], label=signal)
         c = chosen[signal]
         ax.plot([c["coverage"]], [c["accuracy_of_executed"]], "o", color=ax.lines[-1].get_color())
-    ax.set_xlabel("coverage: share of validation commands executed on the robot")
+    ax.set_xlabel("coverage: share of commands executed on the robot")
     ax.set_ylabel("accuracy of the executed commands")
     ax.set_title(f"confidence gate (dots: chosen thresholds, executed-wrong <= {100 * target:.1f}%)")
     ax.grid(alpha=0.3)

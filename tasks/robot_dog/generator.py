@@ -15,9 +15,11 @@ Train / test partition
 The phrasings come from `phrases_en` / `phrases_zh`. *Vocabulary* pools (how a command is named, movement and turn
 verbs, connectors, fillers, slot fillers of questions) are shared by every split: a model must know the words people
 use. *Frame* pools (openers, closers, number frames, sequence frames, question and refusal sentences) are partitioned
-by position, ``i % 3 == 2`` being the test side (`split_pool`). Train and validation draw from the train side, the
-test split from the test side, and every test example contains at least one test-side frame: the test split measures
-unseen sentence frames. Template ids name the frames used, so train and test template ids are disjoint.
+by position (`split_pool`): ``i % 3 != 2`` is the train side, ``i % 6 == 2`` the dev side and ``i % 6 == 5`` the
+test side. Train and validation draw from the train side; the dev split (for calibrating the confidence gate) from
+the dev side and the test split from the test side, and every dev or test example contains at least one frame of its
+side: both measure unseen sentence frames, and a threshold chosen on dev is measured on frames it never saw either.
+Template ids name the frames used, so train, dev and test template ids are disjoint.
 
 Texts are deduplicated across all splits on a normalised key (case, spaces and punctuation ignored); a text that
 would map to two different programs raises an error. Same seed -> byte-identical files (only `random.Random`
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 
 
 PHRASES: dict[str, ModuleType] = {"en": phrases_en, "zh": phrases_zh}
-SIZES = {"train": 12000, "validation": 1000, "test": 1000}  # examples per language in each split
+SIZES = {"train": 12000, "validation": 1000, "dev": 500, "test": 1000}  # examples per language in each split
 KIND_SHARES = (("sequence", 0.33), ("remote", 0.11), ("reject", 0.09))  # the rest are single commands
 SEQUENCE_STEPS = (2, 2, 2, 2, 3, 3, 3, 4, 4)
 TYPO_RATE = 0.05  # English, written text only
@@ -64,7 +66,8 @@ FRAME_POOLS = (
     "SEQ_REPEAT_FRAMES",
 )  # fmt: skip
 
-Side = str  # "train" | "test"
+Side = str  # "train" | "dev" | "test"
+SIDES = {"train": lambda i: i % 3 != 2, "dev": lambda i: i % 6 == 2, "test": lambda i: i % 6 == 5}
 MOVE_AXES = {
     "fwd": ("x", 1),
     "back": ("x", -1),
@@ -74,8 +77,8 @@ MOVE_AXES = {
 
 
 def split_pool(items: Sequence, side: Side) -> list[tuple[int, object]]:
-    """(index, item) pairs of one side of a frame pool: index % 3 == 2 is test, everything else train."""
-    return [(i, x) for i, x in enumerate(items) if (i % 3 == 2) == (side == "test")]
+    """(index, item) pairs of one side of a frame pool (`SIDES`)."""
+    return [(i, x) for i, x in enumerate(items) if SIDES[side](i)]
 
 
 class _Draw:
@@ -248,11 +251,11 @@ def _typo(text: str, d: _Draw) -> str:
 
 
 def _surface(clause: str, kind: str, d: _Draw) -> str:
-    """Openers, fillers, closers, punctuation; ASR-style or written. In the test split at least one test-side frame
-    is used (an opener or closer is added when the clause itself used none)."""
+    """Openers, fillers, closers, punctuation; ASR-style or written. In the dev and test splits at least one frame
+    of their side is used (an opener or closer is added when the clause itself used none)."""
     en = d.lang == "en"
     parts = []
-    must_frame = d.side == "test" and not d.frames
+    must_frame = d.side != "train" and not d.frames
     wrap = kind not in ("remote", "reject") or must_frame
     opener = closer = None
     if wrap and (d.chance(0.4) or must_frame):
@@ -375,15 +378,20 @@ def _vocabulary_examples(seed: int, seen: dict[str, str]) -> list[dict]:
         entries += [(phrase, _program("bark")) for phrase in p.BARK_PLAIN]
         for phrase, program in entries:
             d = _Draw(rng, lang, "train")
-            text = _surface(phrase, "command", d) if d.chance(0.5) else phrase
-            key = _norm_key(text)
-            if key in seen:
-                if seen[key] != program:
-                    raise AssertionError(f"text {text!r} maps to two programs: {seen[key]!r} and {program!r}")
-                continue  # already in the test split: never train on a test text
-            seen[key] = program
-            out.append({"text": text, "program": program, "lang": lang, "kind": "command",
-                        "template": ".".join([lang, "command", *d.frames]) if d.frames else f"{lang}.command.bare"})  # fmt: skip
+            # the bare phrasing always, and half of them once more in a sentence
+            texts = [phrase, _surface(phrase, "command", d)] if d.chance(0.5) else [phrase]
+            for text in texts:
+                key = _norm_key(text)
+                if key in seen:
+                    if seen[key] != program:
+                        raise AssertionError(
+                            f"text {text!r} maps to two programs: {seen[key]!r} and {program!r}"
+                        )
+                    continue  # already drawn (never a dev or test text: those carry a frame of their side)
+                seen[key] = program
+                template = ".".join([lang, "command", *d.frames]) if text != phrase and d.frames else None
+                out.append({"text": text, "program": program, "lang": lang, "kind": "command",
+                            "template": template or f"{lang}.command.bare"})  # fmt: skip
     return out
 
 
@@ -407,24 +415,26 @@ def phrasing_pools() -> dict[str, list[str]]:
 
 
 def check_pools() -> None:
-    """Raise if a frame sits on both the train and the test side of its pool, or a side is empty."""
+    """Raise if a frame sits on two sides of its pool, or a side is empty."""
     for name, items in phrasing_pools().items():
-        train = {x for _, x in split_pool(items, "train")}
-        test = {x for _, x in split_pool(items, "test")}
-        if not train or not test:
+        sides = {side: {x for _, x in split_pool(items, side)} for side in SIDES}
+        if not all(sides.values()):
             raise AssertionError(f"pool {name} has an empty side")
-        if train & test:
-            raise AssertionError(f"pool {name}: {sorted(train & test)} on both sides")
+        for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+            if sides[a] & sides[b]:
+                raise AssertionError(f"pool {name}: {sorted(sides[a] & sides[b])} on the {a} and {b} sides")
 
 
 def generate_splits(seed: int = 0) -> dict[str, list[dict]]:
-    """Train / validation / test examples; train and validation from train-side frames, test from test-side."""
+    """Train / validation / dev / test examples; train and validation from train-side frames, dev and test from
+    their own sides."""
     load_spec()
     check_pools()
     seen: dict[str, str] = {}
     splits = {}
-    # test first so that its texts are never taken by the larger train split
+    # test and dev first so that their texts are never taken by the larger train split
     splits["test"] = _generate_split("test", seed, seen, SIZES["test"], "test")
+    splits["dev"] = _generate_split("dev", seed, seen, SIZES["dev"], "dev")
     vocabulary = _vocabulary_examples(seed, seen)
     splits["train"] = _generate_split("train", seed, seen, SIZES["train"], "train", extra=vocabulary)
     splits["validation"] = _generate_split("validation", seed, seen, SIZES["validation"], "train")

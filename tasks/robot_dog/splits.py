@@ -23,12 +23,12 @@ def _data_dir() -> Path:
 
 
 DATA_DIR = _data_dir()
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "dev", "test")
 LANGS = ("en", "zh")
 
 
 def load_split(name: str, data_dir: str | Path | None = None) -> list[dict]:
-    """Read one packaged split ("train", "validation" or "test")."""
+    """Read one packaged split ("train", "validation", "dev" or "test")."""
     if name not in SPLITS:
         raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
     path = Path(data_dir) if data_dir is not None else DATA_DIR

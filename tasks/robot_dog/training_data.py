@@ -52,11 +52,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def training_examples(extra_seeds: Sequence[int] = (), data_dir: str | Path | None = None) -> list[dict]:
-    """The train split, plus fresh draws under each of `extra_seeds` that avoid every validation and test text."""
+    """The train split, plus fresh draws under each of `extra_seeds` that avoid every validation, dev and test text."""
     train = load_split("train", data_dir)
     if not extra_seeds:
         return train
-    reserved = load_split("validation", data_dir) + load_split("test", data_dir)
+    reserved = [ex for split in ("validation", "dev", "test") for ex in load_split(split, data_dir)]
     for seed in extra_seeds:
         train = train + draw_more_training(seed, reserved)
     return train

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "training_record.json", "README.md")
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "dev", "test")
 
 
 def _source_files() -> list[str]:

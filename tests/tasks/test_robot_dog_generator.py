@@ -35,7 +35,7 @@ def test_packaged_files_equal_fresh_generation(splits):
 
 
 def test_sizes_and_language_balance(splits):
-    minimum = {"train": 20000, "validation": 1800, "test": 1800}
+    minimum = {"train": 20000, "validation": 1800, "dev": 900, "test": 1800}
     for name, examples in splits.items():
         assert len(examples) >= minimum[name]
         langs = Counter(ex["lang"] for ex in examples)
@@ -63,11 +63,20 @@ def test_no_text_in_two_splits_and_no_conflicts(splits):
             assert program_of.setdefault(key, ex["program"]) == ex["program"]
 
 
-def test_test_templates_disjoint_from_train(splits):
+def test_dev_and_test_templates_disjoint_from_train_and_each_other(splits):
     train = {ex["template"] for ex in splits["train"]} | {ex["template"] for ex in splits["validation"]}
+    dev = {ex["template"] for ex in splits["dev"]}
     test = {ex["template"] for ex in splits["test"]}
     assert not train & test
+    assert not train & dev
+    assert not dev & test
     rdc.check_pools()
+
+
+def test_frame_sides_partition_every_pool():
+    for items in rdc.phrasing_pools().values():
+        indices = [sorted(i for i, _ in rdc.split_pool(items, side)) for side in rdc.SIDES]
+        assert sorted(i for side in indices for i in side) == list(range(len(items)))
 
 
 def test_programs_parse_and_are_canonical(everything):
@@ -147,9 +156,9 @@ def test_some_range_violations_but_few(everything):
     assert 0 < bad < 0.1 * len(everything)
 
 
-def test_every_test_example_has_an_unseen_frame(splits):
+def test_every_dev_and_test_example_has_an_unseen_frame(splits):
     train_side = {ex["template"] for ex in splits["train"]}
-    for ex in splits["test"]:
+    for ex in splits["test"] + splits["dev"]:
         assert not ex["template"].endswith(".bare"), ex
     assert any(t.endswith(".bare") for t in train_side)  # bare one-word commands are trained on
 
