@@ -17,14 +17,14 @@ if [ ! -f "$SHADOW0/training_record.json" ]; then
     python3 scripts/train_shadow_standalone.py --layers 6 --minutes 60 --bf16 --out "$SHADOW0"
 fi
 if [ ! -f "$SHADOW/training_record.json" ]; then
-    python3 scripts/train_shadow_standalone.py --layers 6 --minutes 60 --lr 2e-4 --bf16 "${DATA[@]}" \
+    python3 scripts/train_shadow_standalone.py --layers 6 --minutes 75 --lr 2e-4 --bf16 "${DATA[@]}" \
         --init-state "$SHADOW0/shadow_state.safetensors" --out "$SHADOW"
 fi
 if ! grep -q '"init_shadow"' "$ADAPTER/training_record.json" 2>/dev/null; then
     init=()
     [ -f "$ADAPTER/adapter_model.safetensors" ] && init=(--init-adapter "$ADAPTER")
     python3 scripts/train_robot_dog.py --method shadow --init-shadow "$SHADOW" "${init[@]}" --freeze-shadow --bf16 \
-        "${DATA[@]}" --minutes 25 --out build/train/robot-dog-shadow --save-dtype float16
+        "${DATA[@]}" --minutes 20 --out build/train/robot-dog-shadow --save-dtype float16
     cp build/train/robot-dog-shadow/{adapter_config.json,adapter_model.safetensors,training_record.json} "$ADAPTER/"
     cp "$SHADOW/training_record.json" "$ADAPTER/shadow_pretraining_record.json"
     cp "$SHADOW/loss_curve.png" "$ADAPTER/shadow_pretraining_loss.png"

@@ -223,4 +223,4 @@ def test_long_sequences_and_asr_style_text(splits):
 
 def test_load_split_rejects_unknown():
     with pytest.raises(ValueError):
-        rdc.load_split("dev")
+        rdc.load_split("holdout")
