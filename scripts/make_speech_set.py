@@ -11,7 +11,8 @@ Real speech is added when a Debian package ships it: `pocketsphinx-testdata` (ap
 reference program is `move x=10` (out of range: the safety layer must refuse it).
 
 Deterministic and cached: the same arguments give the same files (espeak-ng and sox are deterministic with dither
-off); a WAV that exists is kept unless `--force`. The manifest (`manifest.jsonl` in `--out`) has one JSON object per
+off); a WAV that exists is kept unless `--force` (its name carries a hash of its text, so a changed split renders
+anew). The manifest (`manifest.jsonl` in `--out`) has one JSON object per
 WAV: `wav` (path relative to the manifest's folder), `id`, `text`, `program`, `lang`, `kind`, `voice`, `speed`
 (words per minute; null for a recording), `source` (`espeak-ng` or the Debian package), `duration_s`, `pad_s`.
 
@@ -22,6 +23,7 @@ WAV: `wav` (path relative to the manifest's folder), `id`, `text`, `program`, `l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import re
@@ -107,7 +109,10 @@ def build(
         for index, row in enumerate(lang_rows):
             for k in range(min(per_text, len(combos))):
                 voice, speed = combos[(index + k) % len(combos)]
-                rel = Path(lang) / f"{_safe(row['id'])}__{_safe(voice)}__{speed}.wav"
+                # the text's hash in the name: a regenerated split reuses ids for other texts, and a cached WAV
+                # must never be the speech of an old text
+                digest = hashlib.sha256(row["text"].encode("utf-8")).hexdigest()[:10]
+                rel = Path(lang) / f"{_safe(row['id'])}__{_safe(voice)}__{speed}__{digest}.wav"
                 path = out_dir / rel
                 if force or not path.is_file():
                     path.parent.mkdir(parents=True, exist_ok=True)

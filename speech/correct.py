@@ -11,6 +11,8 @@ Whisper, prompted with the command vocabulary, still hears near misses: "sit daw
   best candidate (a tie changes nothing);
 - numbers: a heard number is never changed; a word becomes a number only in a number's place, right before a unit
   ("bark tree times", "walk to metres") and not after another number;
+- a word pair the task generator's English phrasings use (`shadow_edge.tasks.robot_dog.phrases_en`: the model was
+  trained on them, e.g. "go straight") is kept as it is, even where a command pair is near ("go right");
 - negations and words with an apostrophe ("don't", "never", "not") are never changed; words are never added or
   removed, so a sentence that is not a command keeps its words and stays what it was.
 
@@ -20,6 +22,8 @@ lost: `shadow-run` prints both (`heard`, `corrected`, `corrections`).
 
 from __future__ import annotations
 
+import importlib
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +33,10 @@ from shadow_edge.runtime.actions import ActionSpec
 from .engine import import_optional
 from .grammar import NUMBER_WORDS, PROMPT_PHRASES, command_phrases
 
+log = logging.getLogger(__name__)
+
 DEFAULT_THRESHOLD = 66.0
+PHRASINGS_MODULE = "shadow_edge.tasks.robot_dog.phrases_en"
 NUMBER = "#"  # a number's place in a phrase
 # Words that join a command's words but never anchor a correction or become one.
 FUNCTION_WORDS = frozenset(
@@ -50,7 +57,7 @@ NEGATIONS = frozenset(
         "isn't",
     }
 )  # fmt: skip
-SPOKEN_NUMBERS = frozenset(NUMBER_WORDS) | {"hundred"}
+SPOKEN_NUMBERS = frozenset(NUMBER_WORDS) | {"hundred", "point"}  # "five point five"
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+(?:\.\d+)?")
 MIN_WORD_CHARS = 3  # shorter words are too easy to confuse ("a", "to", "go"), except in a number's place
 
@@ -76,6 +83,35 @@ def _phrase_form(words: Iterable[str]) -> list[str]:
         if not (word == NUMBER and out and out[-1] == NUMBER):
             out.append(word)
     return out
+
+
+def phrasing_pairs(module: str = PHRASINGS_MODULE) -> set[tuple[str, str]]:
+    """Adjacent word pairs of every English phrasing the task generator draws from (its misheard-word table left
+    out: those are what correction fixes); empty, with a log line, where the task package is not installed."""
+    try:
+        phrases = importlib.import_module(module)
+    except ImportError as exc:
+        log.warning("no task phrasings (%s): correction without them", exc)
+        return set()
+    pairs: set[tuple[str, str]] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            for part in re.split(r"\{[^}]*\}|[,.;:!?]", value.lower()):
+                words = _WORD.findall(part)
+                pairs.update(zip(words, words[1:], strict=False))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for item in value:
+                walk(item)
+
+    for name, value in vars(phrases).items():
+        if name.isupper() and name != "ASR_CONFUSIONS":
+            walk(value)
+    return pairs
 
 
 def _same_case(new: str, old: str) -> str:
@@ -111,6 +147,7 @@ class VocabularyCorrector:
         self.words = frozenset(words)
         self._candidates = sorted(self.words)
         self._numbers = sorted(w for w in NUMBER_WORDS if w != "zero")
+        self.known_pairs = phrasing_pairs()
 
     def describe(self) -> str:
         return f"command-vocabulary correction (rapidfuzz ratio >= {self.threshold:g})"
@@ -149,6 +186,10 @@ class VocabularyCorrector:
         before, after = self._anchor(words, i - 1), self._anchor(words, i + 1)
         if after is not None and i + 1 < len(words) and words[i + 1] in UNITS and before != NUMBER:
             return self._best(word, self._numbers, lambda c: True)  # a number's place: "bark tree times"
+        if (i > 0 and (words[i - 1], word) in self.known_pairs) or (
+            i + 1 < len(words) and (word, words[i + 1]) in self.known_pairs
+        ):
+            return None  # the model was trained on this pair ("go straight")
         if len(word) < MIN_WORD_CHARS or word in FUNCTION_WORDS:
             return None
         # a neighbour heard as a command word (not a joining word) must make a command pair with the candidate

@@ -22,7 +22,6 @@ def corrector() -> VocabularyCorrector:
         ("Turn lift.", "Turn left."),
         ("bark tree times", "bark three times"),
         ("go on, okay, so give a mark five times for me.", "go on, okay, so give a bark five times for me."),
-        ("set down please", "sit down please"),
         ("lie dawn", "lie down"),
         ("do a front flick", "do a front flip"),
         ("walk to metres", "walk two metres"),
@@ -49,6 +48,9 @@ def test_misheard_command_words_are_snapped(corrector, heard, corrected):
         "turn the light on",
         "tell me about the dawn of time",
         "walk the other dog",
+        # phrasings the model was trained on stay, though a command pair is near ("go right")
+        "go straight ahead three and a half meters please.",
+        "walk five point five metres",
         # numbers are never turned into other numbers, nor added next to one
         "bark ten times",
         "walk 3 metres",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -49,6 +50,13 @@ def test_speech_set(tmp_path):
     again = make(tmp_path / "again", "--limit", "2", "--per-text", "2", "--langs", "en", "zh")
     assert [e["wav"] for e in again] == [e["wav"] for e in entries]
     assert (tmp_path / "again" / entries[0]["wav"]).read_bytes() == first  # deterministic
+
+
+def test_a_cached_wav_is_never_the_speech_of_another_text(tmp_path):
+    entries = make(tmp_path, "--limit", "1", "--per-text", "1", "--langs", "en")
+    digest = hashlib.sha256(entries[0]["text"].encode("utf-8")).hexdigest()[:10]
+    # a regenerated split reuses ids for other texts: the text's hash in the name means a new file, never old speech
+    assert entries[0]["wav"].endswith(f"__{digest}.wav")
 
 
 def test_bad_arguments_are_refused(tmp_path):
