@@ -1,24 +1,36 @@
 #!/usr/bin/env python3
-"""Speech benchmark: every recogniser side by side, in one run, on the same audio; a JSON report and a table.
+"""Speech benchmark: engines side by side, in one run, on the same audio, through the model and the node's logic.
 
-Audio: the English test commands rendered by espeak-ng (scripts/make_speech_set.py: four voices, two speeds), the
-same WAVs with white noise at `--snr` dB (numpy, fixed seed; SNR over the speech samples), and the human recording
-of pocketsphinx-testdata ("go forward ten meters"). Variants: the `whisper` engine as shipped (beam 5, fitted
-window), beam 1, the 30 s window, faster-whisper's own `WhisperModel.transcribe` with and without timestamps, and
-`pocketsphinx-grammar`.
+    python3 scripts/bench_speech.py build/robot-dog                 # the full comparison, a JSON report + tables
+    python3 scripts/bench_speech.py build/robot-dog --limit 10      # quicker
 
-Early decision (`--early`): the clean WAVs streamed through the VAD segmenter (hangover `--hangover`); at the first
-pause of `EARLY_S` the speech so far is recognised, and a transcript that is already a whole sentence of the command
-grammar is decided there instead of after the hangover. Reported: how often it fires, how often the early
-transcript differs from the full one, and the speech end -> transcript median either way.
+Audio (scripts/make_speech_set.py): `--limit` English test commands, each rendered by espeak-ng in two of four
+voices at 140 or 175 wpm; the same WAVs with white noise at `--snr` dB (numpy, fixed seed; SNR over the speech
+samples); the human "go forward ten meters" of pocketsphinx-testdata.
 
-Per variant: exact transcript rate and WER (comparison form of `speech.grammar.normalize_words`; rapidfuzz edit
-distance over words), median ASR and VAD latency. With an exported model (`--model-dir`, default build/robot-dog,
-from `bash scripts/demo.sh`), also the exact-program rate, the executed-wrong rate (accepted by the safety layer but
-not the reference program) and the speech end -> program median (VAD hangover + ASR + model; the node's own time
-is measured by scripts/eval_system.py).
+Per variant (engine and options, `VARIANTS`) and condition (clean, noisy, human):
+- transcripts: exact rate and WER (comparison form `speech.grammar.normalize_words`; rapidfuzz word edit distance);
+- programs, through the same code as `shadow-run MODEL_DIR --jsonl` (`Commander.run`), from the raw transcript and
+  from the transcript after command-vocabulary correction (`speech.correct`), side by side: exact program (the
+  reference program of the command) and executed-wrong (accepted by the safety layer but not the reference);
+- the split of speech end -> first motion message: VAD (the hangover the segmenter waits, plus the VAD's compute
+  for those frames), ASR, model, node (the node's logic, `shadow_dog.logic.DogNodeLogic` with in-memory outputs,
+  from the model's answer to its first motion message), and the total.
 
-    python3 scripts/bench_speech.py --limit 30 --json build/speech/bench.json
+Latency options (`--stream-variant`, default the shipped whisper): the WAVs streamed frame by frame through the
+VAD segmenter, as the microphone path does:
+- hangover: for each of `--hangovers`, how often an utterance is cut in two (a command decided on its first part)
+  and what that saves;
+- decoding during speech: the utterance so far is recognised, and the model run, at each pause of `EARLY_S`; when
+  the hangover then passes with no more speech, the same audio is what was decoded, so the program is ready and only
+  max(hangover, pause + ASR + model) is waited. Accuracy is that of the full decode by construction (the same
+  samples); what it costs is the extra decodes, reported;
+- grammar-complete early decision: a transcript that is one whole sentence of the command grammar at the first
+  pause is decided there, without the rest of the hangover: how often it fires and how often it differs from the
+  full utterance's transcript (a command cut short).
+
+Accuracy does not depend on the machine's load; latency does: compare the medians of one run, and see the load
+averages the report records.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -38,19 +51,21 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from shadow_edge.speech import AudioError, make_recognizer, read_wav
 from shadow_edge.speech.grammar import grammar_matcher, is_complete_command, normalize_words
-from shadow_edge.speech.vad import DEFAULT_HANGOVER_S, FRAME, Segmenter
+from shadow_edge.speech.vad import DEFAULT_HANGOVER_S, DEFAULT_PAD_S, FRAME, FRAME_S, Segmenter
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-EARLY_S = 0.1
+EARLY_S = DEFAULT_PAD_S  # a pause as long as the VAD's pad: the utterance so far is then the same samples
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "whisper beam 5 fitted window (shipped)": ("whisper", {}),
+    "whisper beam 5 (shipped)": ("whisper", {}),
     "whisper beam 1": ("whisper", {"beam_size": 1}),
-    "whisper 30 s window": ("whisper", {"window_s": 30}),
-    "faster-whisper transcribe(), timestamps": ("whisper", {"stock": True, "timestamps": True}),
-    "faster-whisper transcribe(), without_timestamps": ("whisper", {"stock": True}),
     "pocketsphinx-grammar": ("pocketsphinx-grammar", {}),
+    # slower references, by --variants
+    "whisper 30 s window": ("whisper", {"window_s": 30}),
+    "faster-whisper transcribe()": ("whisper", {"stock": True}),
 }
+DEFAULT_VARIANTS = ("whisper beam 5 (shipped)", "whisper beam 1", "pocketsphinx-grammar")
+DEFAULT_HANGOVERS = (0.15, 0.2, 0.3)
 
 
 def add_noise(src: Path, out: Path, snr_db: float, seed: int) -> None:
@@ -79,126 +94,275 @@ def build_set(args) -> list[dict[str, Any]]:
     return items
 
 
-def run_variant(name: str, engine: str, options: dict, items: list[dict], args, commander) -> list[dict]:
-    recognizer = make_recognizer(engine, **options)
+class NodeTimer:
+    """The node's logic with in-memory outputs: text -> model -> safety -> executor -> the first motion message."""
+
+    def __init__(self, commander) -> None:
+        sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "shadow_dog"))
+        from shadow_dog.config import NodeConfig
+        from shadow_dog.logic import DogNodeLogic
+        from shadow_dog.outputs import MemoryOutputs
+
+        self.outputs = MemoryOutputs(time.monotonic)
+        self.node = DogNodeLogic(self.outputs, commander, NodeConfig(go2_sport_output=True))
+
+    def node_ms(self, text: str, asr_ms: float) -> float | None:
+        """The node's own time (model answer -> first motion message) for `text`; None when nothing moved."""
+        before = len(self.outputs.of("program"))
+        self.node.submit_speech(text, speech_end_at=time.monotonic() - asr_ms / 1000.0, asr_ms=asr_ms)
+        while self.node.process_next():
+            pass
+        self.node.stop("benchmark: next command")  # each command starts from rest
+        for record in self.outputs.of("program")[before:]:
+            node = (record.get("latencies_ms") or {}).get("node")
+            if node is not None:
+                return float(node)
+        return None
+
+
+def run_program(commander, text: str, reference: str) -> dict[str, Any]:
+    if not text:  # nothing heard: refused before the model, nothing moves
+        return {
+            "predicted": None,
+            "accepted": False,
+            "model_ms": 0.0,
+            "exact": False,
+            "executed_wrong": False,
+        }
+    result = commander.run(text)
+    exact = result.program == reference
+    return {"predicted": result.program, "accepted": bool(result.accepted), "model_ms": result.latency_ms,
+            "exact": exact, "executed_wrong": bool(result.accepted) and not exact}  # fmt: skip
+
+
+def run_variant(
+    name: str, engine: str, options: dict, items: list[dict], args, commander, node
+) -> list[dict]:
+    recognizer = make_recognizer(engine, **options)  # correction on: `heard` raw, `text` corrected
     out = []
     for item in tqdm(items, desc=name, leave=False):
         try:
-            t = recognizer.transcribe(read_wav(args.speech_dir / item["wav"]))
+            samples = read_wav(args.speech_dir / item["wav"])
+            t = recognizer.transcribe(samples)
         except AudioError as exc:
             out.append({**item, "heard": "", "error": str(exc)})
             continue
-        ref, hyp = normalize_words(item["text"]), normalize_words(t.text)
-        row = {**item, "heard": t.text, "status": t.status, "vad_ms": t.vad_ms, "asr_ms": t.asr_ms,
-               "exact": hyp == ref, "word_errors": Levenshtein.distance(ref, hyp), "words": len(ref)}  # fmt: skip
+        ref = normalize_words(item["text"])
+        row = {**item, "heard": t.heard, "corrected": t.text, "corrections": t.corrections, "status": t.status,
+               "asr_ms": t.asr_ms, "vad_frame_ms": t.vad_ms / max(1, len(samples) // FRAME),
+               "exact": normalize_words(t.heard) == ref,
+               "word_errors": Levenshtein.distance(ref, normalize_words(t.heard)), "words": len(ref)}  # fmt: skip
         if commander is not None:
-            if t.text:
-                result = commander.run(t.text)
-                row.update(program=result.program, accepted=result.accepted, model_ms=result.latency_ms)
-            else:  # nothing heard: refused before the model, nothing moves
-                row.update(program=None, accepted=False, model_ms=0.0)
-            row["program_exact"] = row["program"] == item["program"]
-            row["executed_wrong"] = bool(row["accepted"]) and not row["program_exact"]
+            row["raw"] = run_program(commander, t.heard, item["program"])
+            same = t.text == t.heard
+            row["fixed"] = row["raw"] if same else run_program(commander, t.text, item["program"])
+            row["node_ms"] = node.node_ms(t.text, t.asr_ms) if node is not None and t.text else None
         out.append(row)
     return out
 
 
-def early_decision(items: list[dict], args) -> dict[str, Any]:
-    """Streamed clean WAVs: decide at the first pause when the transcript is a whole grammar sentence (docstring)."""
-    recognizer = make_recognizer("whisper")
-    matcher = grammar_matcher()
-    fired = changed = 0
-    waits_early, waits_hangover = [], []
-    clean = [i for i in items if i["condition"] == "clean"]
-    for item in tqdm(clean, desc="early decision", leave=False):
-        audio = np.concatenate([read_wav(args.speech_dir / item["wav"]), np.zeros(16000, dtype=np.float32)])
-        segmenter = Segmenter(recognizer.vad, hangover_s=args.hangover, early_s=EARLY_S)
-        early = full = None
-        for i in range(0, len(audio), FRAME):
-            for seg in segmenter.feed(audio[i : i + FRAME]):
-                t = recognizer.transcribe(seg.samples, trim=False)
-                wait = 1000 * (seg.emitted_s - seg.speech_end_s) + t.asr_ms
-                if seg.kind == "pause" and early is None and is_complete_command(t.text, matcher):
-                    early = (t.text, wait)
-                elif seg.kind == "end":
-                    full = (t.text, wait)  # the last utterance of the file is the command's end
-        if full is None:
-            continue
-        waits_hangover.append(full[1])
-        if early is not None:
-            fired += 1
-            changed += normalize_words(early[0]) != normalize_words(full[0])
-            waits_early.append(early[1])
-        else:
-            waits_early.append(full[1])
-    med = lambda v: round(statistics.median(v), 1) if v else None  # noqa: E731
-    return {
-        "n": len(waits_hangover),
-        "early_s": EARLY_S,
-        "fired": fired,
-        "early_transcript_differs": changed,
-        "speech_end_to_transcript_ms_median_hangover": med(waits_hangover),
-        "speech_end_to_transcript_ms_median_early": med(waits_early),
-    }
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 1) if values else None
+
+
+def _rate(rows: list[dict], test) -> float:
+    return round(sum(bool(test(r)) for r in rows) / len(rows), 3) if rows else 0.0
 
 
 def summarize(rows: list[dict], hangover_s: float) -> dict[str, Any]:
-    def med(key):
-        values = [r[key] for r in rows if key in r]
-        return round(statistics.median(values), 1) if values else None
-
-    summary = {
+    words = max(1, sum(r.get("words", 0) for r in rows))
+    summary: dict[str, Any] = {
         "n": len(rows),
-        "exact_transcript": round(sum(r.get("exact", False) for r in rows) / len(rows), 3),
-        "wer": round(
-            sum(r.get("word_errors", r.get("words", 0)) for r in rows)
-            / max(1, sum(r.get("words", 0) for r in rows)),
-            3,
-        ),  # fmt: skip
-        "asr_ms_median": med("asr_ms"),
-        "vad_ms_median": med("vad_ms"),
+        "exact_transcript": _rate(rows, lambda r: r.get("exact")),
+        "wer": round(sum(r.get("word_errors", r.get("words", 0)) for r in rows) / words, 3),
+        "corrected_transcripts": sum(bool(r.get("corrections")) for r in rows),
+        "asr_ms_median": _median([r.get("asr_ms") for r in rows]),
     }
-    if rows and "program_exact" in rows[0]:
-        summary["exact_program"] = round(sum(r["program_exact"] for r in rows) / len(rows), 3)
-        summary["executed_wrong"] = round(sum(r["executed_wrong"] for r in rows) / len(rows), 3)
-        ends = [1000 * hangover_s + r["asr_ms"] + r["model_ms"] for r in rows if "asr_ms" in r]
-        summary["speech_end_to_program_ms_median"] = round(statistics.median(ends), 1)
+    if not any("raw" in r for r in rows):
+        return summary
+    for key in ("raw", "fixed"):
+        label = "" if key == "fixed" else "_without_correction"
+        summary["exact_program" + label] = _rate(rows, lambda r, k=key: r.get(k, {}).get("exact"))
+        summary["executed_wrong" + label] = _rate(rows, lambda r, k=key: r.get(k, {}).get("executed_wrong"))
+    hangover_frames = round(hangover_s / FRAME_S)
+    vad = [1000 * hangover_s + hangover_frames * r["vad_frame_ms"] for r in rows if "vad_frame_ms" in r]
+    model = [r["fixed"]["model_ms"] for r in rows if "fixed" in r and r["fixed"]["predicted"] is not None]
+    node = [r.get("node_ms") for r in rows]
+    total = [
+        v + r["asr_ms"] + r["fixed"]["model_ms"] + r["node_ms"]
+        for v, r in zip(vad, [r for r in rows if "vad_frame_ms" in r], strict=True)
+        if r.get("node_ms") is not None
+    ]
+    summary["speech_end_to_first_motion_ms"] = {
+        "vad": _median(vad),
+        "asr": summary["asr_ms_median"],
+        "model": _median(model),
+        "node": _median(node),
+        "total": _median(total),
+        "n_moved": len(total),
+    }
     return summary
 
 
-def main(argv=None) -> int:
+def stream_options(items: list[dict], args, engine: str, options: dict, commander) -> dict[str, Any]:
+    """The latency options on streamed audio (module docstring): hangovers, decoding during speech, early decision."""
+    recognizer = make_recognizer(engine, **options)
+    matcher = grammar_matcher()
+    streamed = [i for i in items if i["condition"] != "human"]
+    cut = {h: 0 for h in args.hangovers}
+    rows = []
+    for item in tqdm(streamed, desc="streamed", leave=False):
+        audio = np.concatenate([read_wav(args.speech_dir / item["wav"]), np.zeros(16000, dtype=np.float32)])
+        for h in args.hangovers:  # VAD only: is the utterance cut in two?
+            segmenter = Segmenter(recognizer.vad, hangover_s=h)
+            ends = sum(
+                s.kind == "end"
+                for i in range(0, len(audio), FRAME)
+                for s in segmenter.feed(audio[i : i + FRAME])
+            )
+            cut[h] += ends > 1
+        segmenter = Segmenter(recognizer.vad, hangover_s=args.hangover, early_s=EARLY_S)
+        speculative = early = final = None
+        decodes = 0
+        for i in range(0, len(audio), FRAME):
+            for seg in segmenter.feed(audio[i : i + FRAME]):
+                wait_ms = 1000 * (seg.emitted_s - seg.speech_end_s)  # the VAD's wait after the speech end
+                if (
+                    seg.kind == "end"
+                    and speculative is not None
+                    and np.array_equal(speculative[0], seg.samples)
+                ):
+                    t, model_ms, pause_ms = speculative[1:]  # decoded during speech: ready
+                    final = (t, model_ms, wait_ms, max(wait_ms, pause_ms + t.asr_ms + model_ms))
+                    speculative = None
+                    continue
+                t = recognizer.transcribe(seg.samples, trim=False)
+                decodes += 1
+                model_ms = commander.run(t.text).latency_ms if t.text else 0.0
+                if seg.kind == "pause":
+                    speculative = (seg.samples, t, model_ms, wait_ms)
+                    if early is None and is_complete_command(t.text, matcher):
+                        early = (t, wait_ms + t.asr_ms + model_ms)
+                else:
+                    final = (t, model_ms, wait_ms, wait_ms + t.asr_ms + model_ms)
+                    speculative = None
+        if final is None:
+            continue
+        t, model_ms, wait_ms, during_ms = final
+        after_ms = wait_ms + t.asr_ms + model_ms
+        rows.append({
+            "wav": item["wav"], "heard": t.text, "after_hangover_ms": after_ms, "during_speech_ms": during_ms,
+            "ready_at_end": during_ms < after_ms, "decodes": decodes, "early_fired": early is not None,
+            "early_differs": early is not None and normalize_words(early[0].text) != normalize_words(t.text),
+            "early_ms": early[1] if early is not None else after_ms,
+        })  # fmt: skip
+    n = max(1, len(streamed))
+    return {
+        "n": len(rows),
+        "stream_variant": args.stream_variant,
+        "early_s": EARLY_S,
+        "hangover_s": args.hangover,
+        "hangover_cuts_utterance": {f"{h:g}": round(cut[h] / n, 3) for h in args.hangovers},
+        "speech_end_to_program_ms_median": {
+            "after_hangover": _median([r["after_hangover_ms"] for r in rows]),
+            "decoding_during_speech": _median([r["during_speech_ms"] for r in rows]),
+            "grammar_complete_early_decision": _median([r["early_ms"] for r in rows]),
+        },
+        "decoded_during_speech_ready_at_end": _rate(rows, lambda r: r["ready_at_end"]),
+        "decodes_per_utterance_mean": round(statistics.mean([r["decodes"] for r in rows]), 2)
+        if rows
+        else None,
+        "early_decision_fired": _rate(rows, lambda r: r["early_fired"]),
+        "early_decision_differs": _rate(rows, lambda r: r["early_differs"]),
+        "rows": rows,
+    }
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    cols = ["exact_transcript", "wer", "exact_program_without_correction", "exact_program",
+            "executed_wrong_without_correction", "executed_wrong", "corrected_transcripts"]  # fmt: skip
+    print("| variant | condition | n | " + " | ".join(cols) + " |")
+    print("|" + "---|" * (len(cols) + 3))
+    for name, v in report["variants"].items():
+        for cond, s in [("all", v["all"]), *v["by_condition"].items()]:
+            print(f"| {name} | {cond} | {s['n']} | " + " | ".join(str(s.get(c, "-")) for c in cols) + " |")
+    print("\nspeech end -> first motion message, medians in ms (VAD = hangover + its frames' compute)")
+    print("| variant | condition | vad | asr | model | node | total |")
+    print("|---|---|---|---|---|---|---|")
+    for name, v in report["variants"].items():
+        for cond, s in [("all", v["all"]), *v["by_condition"].items()]:
+            lat = s.get("speech_end_to_first_motion_ms", {})
+            print(f"| {name} | {cond} | " + " | ".join(str(lat.get(k, "-")) for k in ("vad", "asr", "model", "node", "total")) + " |")  # fmt: skip
+    if "typed_text_exact_program" in report:
+        print(f"\ntyped text of the same commands -> exact program: {report['typed_text_exact_program']}")
+    if "streaming" in report:
+        s = {k: v for k, v in report["streaming"].items() if k != "rows"}
+        print(f"streamed ({s['stream_variant']}): {json.dumps(s)}")
+    print(f"load average start {report['load_avg_start']}, end {report['load_avg_end']}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--limit", type=int, default=30, help="English test commands (each in two voices/speeds)")
+    p.add_argument("model_dir", nargs="?", type=Path, default=ROOT / "build" / "robot-dog",
+                   help="an export of shadow-export (default build/robot-dog); programs are not measured without one")  # fmt: skip
+    p.add_argument("--limit", type=int, default=25, help="English test commands (each in two voices/speeds)")
     p.add_argument("--snr", type=float, default=20.0, help="SNR of the noisy copies in dB")
     p.add_argument("--speech-dir", type=Path, default=ROOT / "build" / "speech" / "bench")
-    p.add_argument("--model-dir", type=Path, default=ROOT / "build" / "robot-dog")
     p.add_argument(
-        "--variants", default=";".join(VARIANTS), help="separated by ;, from: " + "; ".join(VARIANTS)
+        "--variants", default=";".join(DEFAULT_VARIANTS), help="separated by ;, from: " + "; ".join(VARIANTS)
     )
-    p.add_argument("--hangover", type=float, default=DEFAULT_HANGOVER_S, help="VAD hangover in the latency")
-    p.add_argument("--early", action="store_true", help="also measure the grammar-complete early decision")
-    p.add_argument("--json", type=Path, default=ROOT / "build" / "speech" / "bench.json")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--hangover", type=float, default=DEFAULT_HANGOVER_S, help="VAD hangover in the latency (s)"
+    )
+    p.add_argument(
+        "--hangovers", type=float, nargs="+", default=list(DEFAULT_HANGOVERS), help="hangovers compared"
+    )
+    p.add_argument(
+        "--stream-variant",
+        default=DEFAULT_VARIANTS[0],
+        help="variant of the streamed latency options; 'none' skips them",
+    )
+    p.add_argument("--json", type=Path, default=ROOT / "build" / "speech" / "bench.json")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     names = [n.strip() for n in args.variants.split(";") if n.strip()]
-    if args.limit < 1 or not names or any(n not in VARIANTS for n in names):
-        print(f"error: --limit >= 1 and --variants from: {', '.join(VARIANTS)}", file=sys.stderr)
+    bad = [n for n in [*names, args.stream_variant] if n not in VARIANTS and n != "none"]
+    if args.limit < 1 or not names or bad or any(h <= 0 for h in [args.hangover, *args.hangovers]):
+        print(f"error: --limit >= 1, hangovers > 0, variants from: {'; '.join(VARIANTS)}", file=sys.stderr)
+        return 2
+    if not (args.model_dir / "manifest.json").is_file():
+        print(f"error: {args.model_dir} is not an export (no manifest.json)", file=sys.stderr)
+        return 2
+    from shadow_edge.runtime.commander import Commander, ModelLoadError
+
+    try:
+        commander = Commander(str(args.model_dir), providers="cpu")
+    except ModelLoadError as exc:
+        print(f"error: cannot run {args.model_dir}: {exc}", file=sys.stderr)
         return 2
     items = build_set(args)
-    commander = None
-    report: dict[str, Any] = {"items": len(items), "model_dir": None, "hangover_s": args.hangover,
-                              "load_avg_start": os.getloadavg(), "variants": {}}  # fmt: skip
-    if (args.model_dir / "manifest.json").is_file():
-        from shadow_edge.runtime.commander import Commander
+    node = NodeTimer(commander)
+    typed = [commander.run(i["text"]).program == i["program"] for i in items]
+    report: dict[str, Any] = {"items": len(items), "model_dir": str(args.model_dir.resolve()),
+                              "typed_text_exact_program": round(sum(typed) / len(typed), 3),
+                              "hangover_s": args.hangover, "load_avg_start": os.getloadavg(),
+                              "cpu_count": os.cpu_count(), "variants": {}}  # fmt: skip
+    started = time.monotonic()
 
-        commander = Commander(str(args.model_dir), providers="cpu")
-        typed = [commander.run(i["text"]).program == i["program"] for i in items]
-        report.update(
-            model_dir=str(args.model_dir), typed_text_exact_program=round(sum(typed) / len(typed), 3)
-        )
+    def save() -> None:  # after every variant: a long run that is stopped still leaves its figures
+        report["load_avg_end"] = os.getloadavg()
+        report["wall_s"] = round(time.monotonic() - started, 1)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+
     for name in names:
         engine, options = VARIANTS[name]
-        rows = run_variant(name, engine, options, items, args, commander)
+        rows = run_variant(name, engine, options, items, args, commander, node)
         conditions = sorted({r["condition"] for r in rows})
         report["variants"][name] = {
             "engine": engine,
@@ -209,23 +373,16 @@ def main(argv=None) -> int:
             },
             "rows": rows,
         }
-    if args.early:
-        report["early_decision"] = early_decision(items, args)
-    report["load_avg_end"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    cols = ["exact_transcript", "wer", "asr_ms_median", "vad_ms_median", "exact_program", "executed_wrong",
-            "speech_end_to_program_ms_median"]  # fmt: skip
-    print("| variant | condition | n | " + " | ".join(cols) + " |")
-    print("|" + "---|" * (len(cols) + 3))
-    for name, v in report["variants"].items():
-        for cond, s in [("all", v["all"]), *v["by_condition"].items()]:
-            print(f"| {name} | {cond} | {s['n']} | " + " | ".join(str(s.get(c, "-")) for c in cols) + " |")
-    if "typed_text_exact_program" in report:
-        print(f"typed text of the same commands -> exact program: {report['typed_text_exact_program']}")
-    if "early_decision" in report:
-        print(f"early decision: {json.dumps(report['early_decision'])}")
-    print(f"load average start {report['load_avg_start']}, end {report['load_avg_end']}; report: {args.json}")
+        save()
+        if name == args.stream_variant:  # the latency options right after their variant's own figures
+            report["streaming"] = stream_options(items, args, engine, options, commander)
+            save()
+    if args.stream_variant != "none" and "streaming" not in report:
+        engine, options = VARIANTS[args.stream_variant]
+        report["streaming"] = stream_options(items, args, engine, options, commander)
+        save()
+    print_tables(report)
+    print(f"report: {args.json} ({report['wall_s']} s)")
     return 0
 
 
