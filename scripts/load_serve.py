@@ -28,7 +28,6 @@ import os
 import secrets
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,11 +39,11 @@ from typing import Any
 import httpx
 import numpy as np
 import psutil
+from shadow_edge.serve.launch import serve_process
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SPLIT = REPO / "tasks" / "robot_dog" / "data" / "test.jsonl"
-HOST = "127.0.0.1"
 log = logging.getLogger("load_serve")
 
 
@@ -76,34 +75,11 @@ def load_texts(limit: int) -> list[str]:
 @contextmanager
 def server(model_dir: Path, token_path: Path, max_batch: int, threads: int | None, max_concurrent: int):
     """A shadow-serve process on a free loopback port; yields (url, psutil.Process)."""
-    args = [sys.executable, "-m", "shadow_edge.serve.cli", str(model_dir), "--host", HOST, "--port", "0"]
-    args += ["--token-file", str(token_path), "--max-batch", str(max_batch)]
-    args += ["--max-concurrent", str(max_concurrent), "--request-timeout", "30"]
+    args = ["--max-batch", str(max_batch), "--max-concurrent", str(max_concurrent), "--request-timeout", "30"]
     if threads:
         args += ["--threads", str(threads)]
-    process = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    try:
-        url = None
-        deadline = time.monotonic() + 300
-        while url is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                raise RuntimeError(f"shadow-serve (max batch {max_batch}) exited with {process.wait()}")
-            if "listening on " in line:
-                url = line.rsplit("listening on ", 1)[1].strip()
-        if url is None:
-            raise RuntimeError("shadow-serve did not start in 300 s")
-        threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
-        while httpx.get(f"{url}/healthz", timeout=30).status_code != 200:
-            time.sleep(0.1)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    with serve_process(model_dir, token_path, args) as running:
+        yield running.url, psutil.Process(running.process.pid)
 
 
 def play(url: str, token: str, texts: list[str], clients: int, seconds: float, rss_of=None) -> dict[str, Any]:
@@ -189,7 +165,15 @@ def sweep(servers: dict[str, tuple[str, Any]], token: str, texts: list[str], arg
             for name in order:
                 url, process = servers[name]
                 play(url, token, texts[:8], 1, 1.0)  # warm the connection path
+                cpu_before = sum(process.cpu_times()[:2])
                 result = play(url, token, texts, clients, args.seconds)
+                cpu = sum(process.cpu_times()[:2]) - cpu_before
+                # The server's CPU seconds per answer: on a machine shared with other work, throughput follows
+                # the CPU share the server got; its CPU cost per answer does not (onnxruntime's spinning threads
+                # count too, so use --threads 1 for a clean figure).
+                result["server_cpu_ms_per_answer"] = (
+                    cpu * 1000.0 / result["answers"] if result["answers"] else None
+                )
                 result["rss_mib"] = process.memory_info().rss / 2**20
                 rounds[name].append(result)
         level: dict[str, Any] = {"clients": clients}
@@ -198,6 +182,7 @@ def sweep(servers: dict[str, tuple[str, Any]], token: str, texts: list[str], arg
                 "throughput_per_s": median_of(rounds[name], "throughput_per_s"),
                 "p50_ms": median_of(rounds[name], "p50_ms"),
                 "p99_ms": median_of(rounds[name], "p99_ms"),
+                "server_cpu_ms_per_answer": median_of(rounds[name], "server_cpu_ms_per_answer"),
                 "errors": sum(r["errors"] for r in rounds[name]),
                 "answers": sum(r["answers"] for r in rounds[name]),
                 "rss_mib": max(r["rss_mib"] for r in rounds[name]),
@@ -206,12 +191,19 @@ def sweep(servers: dict[str, tuple[str, Any]], token: str, texts: list[str], arg
             }
         batched, single = level["batched"]["throughput_per_s"], level["one_at_a_time"]["throughput_per_s"]
         level["throughput_ratio"] = batched / single if batched and single else None
+        cpu_b, cpu_o = (
+            level["batched"]["server_cpu_ms_per_answer"],
+            level["one_at_a_time"]["server_cpu_ms_per_answer"],
+        )
+        level["cpu_per_answer_ratio"] = cpu_o / cpu_b if cpu_b and cpu_o else None
         levels.append(level)
         b, o = level["batched"], level["one_at_a_time"]
         print(
             f"{clients:>3} robots: batched {_f(batched)}/s p50 {_f(b['p50_ms'])} ms p99 {_f(b['p99_ms'])} ms | "
             f"one at a time {_f(single)}/s p50 {_f(o['p50_ms'])} ms p99 {_f(o['p99_ms'])} ms | "
-            f"ratio {_f(level['throughput_ratio'], 2)}x | errors {b['errors']}+{o['errors']}",
+            f"ratio {_f(level['throughput_ratio'], 2)}x | server CPU per answer {_f(b['server_cpu_ms_per_answer'])} "
+            f"vs {_f(o['server_cpu_ms_per_answer'])} ms ({_f(level['cpu_per_answer_ratio'], 2)}x) | "
+            f"errors {b['errors']}+{o['errors']}",
             flush=True,
         )
         for example in b["error_examples"] + o["error_examples"]:
@@ -255,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print("load_serve: --clients, --seconds, --rounds and --max-batch must be positive", file=sys.stderr)
         return 2
     texts = load_texts(args.texts)
+    load_at_start = os.getloadavg()
     manifest = json.loads((args.model_dir / "manifest.json").read_text(encoding="utf-8"))
     token = secrets.token_urlsafe(32)
     concurrent = max(args.clients) + 8
@@ -283,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": manifest.get("mode"),
         "precision": manifest.get("precision"),
         "cpu_count": os.cpu_count(),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "levels": levels,
@@ -294,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_at_least_3x": bool(top["throughput_ratio"] and top["throughput_ratio"] >= 3.0),
             "p99_ms": top["batched"]["p99_ms"],
             "p99_at_most_1s": bool(top["batched"]["p99_ms"] is not None and top["batched"]["p99_ms"] <= 1000),
+            "cpu_per_answer_ratio": top["cpu_per_answer_ratio"],
         },
     }
     errors = sum(level[n]["errors"] for level in levels for n in ("batched", "one_at_a_time"))

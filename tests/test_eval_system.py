@@ -77,3 +77,47 @@ def test_helpers():
     assert eval_system.pct([3.0, 1.0, 2.0], 50) == 2.0
     assert eval_system._same_words("Go forward ten metres.", "go forward ten meters")
     assert not eval_system._same_words("hello", "sit")
+
+
+def test_edge_cloud_rows_score_the_clouds_program_and_split_the_latency(cache):
+    rows = [
+        {"text": "walk one metre", "program": "move x=1", "lang": "en", "heard": "walk one metre",
+         "vad_ms": 5.0, "asr_ms": 80.0},
+        {"text": "sit", "program": "sit", "lang": "en", "heard": "sit", "vad_ms": 5.0, "asr_ms": 80.0},
+    ]  # fmt: skip
+    via_cloud = {
+        **outcome("move x=2", total=300.0),
+        "remote_answer": "move x=1",
+        "executed_program": "move x=1",
+    }
+    via_cloud["latencies_ms"]["model"] = 150.0
+    via_cloud["cloud"] = {"roundtrip_ms": 140.0, "server_ms": 100.0, "ok": True}
+    wrong = {**outcome("lie_down"), "cloud": None}  # decided on the edge, executed, wrong
+    worker = {
+        "info": {"runs_on": "onnxruntime", "model_mb": 1.0, "peak_rss_mb": 10.0},
+        "results": [{"text": via_cloud, "speech": via_cloud}, {"text": wrong, "speech": wrong}],
+    }
+    report = eval_system.summarise("edge-cloud", worker, rows, cache)
+    assert report["command_accuracy"]["text"]["overall"] == 0.5  # the cloud's move x=1 counts, not the edge's
+    assert report["executed_wrong"] == {"text": 0.5, "speech": 0.5}
+    assert report["routing"]["edge_share_text"] == 0.5
+    split = report["latency_ms"]["split_median"]
+    assert split["network"] == 40.0 and split["cloud"] == 100.0  # round trip less the server's own time
+    assert report["latency_ms"]["n_via_cloud"] == 1
+    assert split["vad"] == 5.0 and split["asr"] == 80.0
+
+
+def test_a_text_answer_leaves_the_edge_decision():
+    assert (
+        eval_system.decided_program({"program": "remote", "remote_answer": "Paris is in France."}) == "remote"
+    )
+    assert eval_system.decided_program({"program": "remote", "remote_answer": "reject"}) == "reject"
+    assert eval_system.decided_program({"program": "sit", "remote_answer": None}) == "sit"
+
+
+def test_baseline_rows_from_figures_say_where_they_come_from():
+    if not eval_system.BASELINE_FIGURES.is_file():
+        pytest.skip("no eval_commands.json")
+    row = eval_system.baseline_figures("lora")
+    assert "not re-run" in row["info"]["source"] and 0.0 <= row["command_accuracy"]["text"]["overall"] <= 1.0
+    assert "| lora | pytorch (figures" in eval_system.markdown({"systems": {"lora": row}})

@@ -254,3 +254,24 @@ def test_the_node_publishes_the_remote_answer_and_does_not_move():
         node, outputs = node_with(http_cloud_hook(url, 2.0))
         command(node, REMOTE_TEXT)
     assert outputs.of("answer") == [] and outputs.of("remote")  # no answer: routed, nothing said
+
+
+def test_the_observer_sees_each_exchanges_round_trip_and_the_servers_time(served):
+    url, token, _ = served
+    seen: list[dict] = []
+    hook = http_cloud_hook(f"{url}/v1/command", 5.0, token, observe=seen.append)
+    assert hook(REMOTE_TEXT) == PROGRAM
+    assert seen[-1]["ok"] and seen[-1]["server_ms"] is not None
+    assert seen[-1]["roundtrip_ms"] >= seen[-1]["server_ms"] >= 0
+    with pytest.raises(CloudError):
+        http_cloud_hook(f"{url}/v1/command", 5.0, "not-the-token-at-all", observe=seen.append)(REMOTE_TEXT)
+    assert not seen[-1]["ok"] and seen[-1]["server_ms"] is None
+
+
+def test_a_failing_observer_does_not_change_the_answer(served):
+    url, token, _ = served
+
+    def broken(exchange: dict) -> None:
+        raise RuntimeError("observer bug")
+
+    assert http_cloud_hook(f"{url}/v1/command", 5.0, token, observe=broken)(REMOTE_TEXT) == PROGRAM

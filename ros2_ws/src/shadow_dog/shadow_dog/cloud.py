@@ -11,16 +11,22 @@ token is given) and reads the answer:
 Whatever goes wrong -- no answer within `timeout_s` (the whole exchange, not per read), a non-2xx status, a dropped
 connection, a reply over 64 KiB, not JSON, or fields of the wrong type -- raises `CloudError`, which the Commander
 turns into a refusal: nothing moves and the node goes on with the next command.
+
+`observe`, if given, is called after every exchange with `{"roundtrip_ms", "server_ms", "ok"}`: the time from the
+request to the whole reply, and the server's own decision time (`latency_ms` of a shadow-serve reply, else None),
+so the network's share is their difference (the system evaluation's latency split). Its failures are ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 MAX_REPLY_BYTES = 1 << 16
 _CHUNK = 4096
@@ -42,7 +48,10 @@ def read_token(path: str | Path) -> str:
 
 
 def http_cloud_hook(
-    url: str, timeout_s: float = 2.0, token: str | None = None
+    url: str,
+    timeout_s: float = 2.0,
+    token: str | None = None,
+    observe: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[[str], str | None]:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -56,7 +65,19 @@ def http_cloud_hook(
         headers["Authorization"] = f"Bearer {token}"
 
     def ask(text: str) -> str | None:
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        exchange: dict[str, Any] = {"roundtrip_ms": None, "server_ms": None, "ok": False}
+        try:
+            answer = _exchange(text, started + timeout_s, exchange)
+            exchange["ok"] = True
+            return answer
+        finally:
+            exchange["roundtrip_ms"] = (time.monotonic() - started) * 1000.0
+            if observe is not None:
+                with contextlib.suppress(Exception):  # an observer must never change what the robot does
+                    observe(exchange)
+
+    def _exchange(text: str, deadline: float, exchange: dict[str, Any]) -> str | None:
         body = json.dumps({"text": text}).encode("utf-8")
         connection = connection_class(parts.hostname, parts.port, timeout=timeout_s)
         try:
@@ -74,7 +95,7 @@ def http_cloud_hook(
             raise CloudError(
                 f"the remote model answered HTTP {response.status} ({_reason(raw, response.reason)})"
             )
-        return _parse(raw)
+        return _parse(raw, exchange)
 
     return ask
 
@@ -115,13 +136,16 @@ def _reason(raw: bytes, fallback: str) -> str:
     return str(detail)[:200] if detail else fallback
 
 
-def _parse(raw: bytes) -> str | None:
+def _parse(raw: bytes, exchange: dict[str, Any] | None = None) -> str | None:
     try:
         answer = json.loads(raw)
     except ValueError as exc:
         raise CloudError(f"the remote model's answer is not JSON: {raw[:80]!r}") from exc
     if not isinstance(answer, dict):
         raise CloudError("the remote model's answer is not a JSON object")
+    server_ms = answer.get("latency_ms")
+    if exchange is not None and isinstance(server_ms, int | float) and not isinstance(server_ms, bool):
+        exchange["server_ms"] = float(server_ms)
     for key in ("program", "answer", "route", "error"):
         if answer.get(key) is not None and not isinstance(answer[key], str):
             raise CloudError(f"the remote model's answer has a non-text {key!r}")
