@@ -1,4 +1,4 @@
-"""The ROS 2 node's transport-free logic (shadow_dog.logic): one test (or more) per safety rule of issue 5 -- motion
+"""The ROS 2 node's transport-free logic (shadow_dog.logic): one test (or more) per safety rule of its docstring -- motion
 only from accepted programs, pre-emption and a bounded queue, stop and e-stop, the watchdogs.
 
 Everything runs on a fake clock (`dog_node_harness`): `tick()` is called by hand, so timings are exact and nothing
