@@ -1,5 +1,5 @@
-"""The ROS 2 node's transport-free logic (shadow_dog.logic): one test (or more) per safety rule of its docstring -- motion
-only from accepted programs, pre-emption and a bounded queue, stop and e-stop, the watchdogs.
+"""The ROS 2 node's transport-free logic (shadow_dog.logic): one test (or more) per safety rule of its docstring --
+motion only from accepted programs, pre-emption and a bounded queue, stop and e-stop, the watchdogs.
 
 Everything runs on a fake clock (`dog_node_harness`): `tick()` is called by hand, so timings are exact and nothing
 sleeps. Malformed input, Go2 requests, records and diagnostics are `test_dog_node_outputs.py`; the real runtime,
