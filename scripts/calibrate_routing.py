@@ -144,6 +144,7 @@ def evaluate(args: argparse.Namespace, rows: list[dict], gate: ConfidenceGate) -
             f"held back by the gate {100 * report[lang]['gated_away']:4.1f}%"
         )
     base = args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_{args.split}"
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{base}.json").write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
@@ -184,6 +185,7 @@ def main(argv=None) -> int:
     }
     path = write_gate(args.model_dir, gate, {k: v for k, v in report.items() if k != "per_signal"})
     base = args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_calibration"
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{base}.json").write_text(json.dumps({**report, "curves": curves}, indent=1) + "\n")
     plot(curves, chosen, Path(f"{base}.png"), args.target_wrong)
     for signal in SIGNALS:
