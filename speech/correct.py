@@ -207,13 +207,14 @@ class VocabularyCorrector:
         )
 
     def _best(self, word: str, choices: list[str], supported) -> str | None:
-        """The one best-scoring supported choice at or above the threshold; None when there is none or a tie."""
+        """The one best-scoring supported choice at or above the threshold; None when there is none or a tie.
+        A plural or singular of the word is not a correction ("one time" stays): the model reads both."""
         scored = [
             (score, choice)
             for choice, score, _ in self._process.extract(
                 word, choices, scorer=self._fuzz.ratio, score_cutoff=self.threshold, limit=None
             )
-            if supported(choice)
+            if supported(choice) and choice.rstrip("s") != word.rstrip("s")
         ]
         if not scored:
             return None

@@ -51,6 +51,7 @@ def test_misheard_command_words_are_snapped(corrector, heard, corrected):
         # phrasings the model was trained on stay, though a command pair is near ("go right")
         "go straight ahead three and a half meters please.",
         "walk five point five metres",
+        "bark one time and no more",  # a singular is not a mishearing of the plural
         # numbers are never turned into other numbers, nor added next to one
         "bark ten times",
         "walk 3 metres",
