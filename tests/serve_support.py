@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,9 +14,9 @@ from pathlib import Path
 
 from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
 from shadow_edge.runtime.grammar import action_vocabulary
+from shadow_edge.serve.launch import serve_process
 
 PROGRAM = "sit; move x=1.5"
-LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 
 
 def tiny_export(directory: Path, program: str = PROGRAM) -> Path:
@@ -47,49 +44,14 @@ def token_file(directory: Path) -> tuple[Path, str]:
 
 @contextmanager
 def cli_server(args: Sequence[str], timeout_s: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`shadow-serve ARGS --port 0` in a subprocess; yields (base URL, process) once it listens."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shadow_edge.serve.cli",
-            *map(str, args),
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    url = None
-    deadline = time.monotonic() + timeout_s
-    try:
-        while url is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = LISTENING.search(line)
-            if match:
-                url = match.group(1)
-        if url is None:
-            raise RuntimeError(f"shadow-serve did not start: {''.join(lines)}")
-        _wait_ready(url, deadline)
-        # Keep reading stderr so that the server never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    """`shadow-serve MODEL_DIR --token-file FILE [ARGS...]` on a free loopback port, through the project's own
+    launcher (`shadow_edge.serve.launch`); yields (base URL, process) once it answers /healthz."""
+    model_dir, *rest = map(str, args)
+    i = rest.index("--token-file")
+    token_path = rest[i + 1]
+    del rest[i : i + 2]
+    with serve_process(model_dir, token_path, rest, startup_timeout_s=timeout_s) as server:
+        yield server.url, server.process
 
 
 @contextmanager
