@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--atol", type=float, default=1e-4, help="largest allowed |logit difference| FP32 ONNX vs PyTorch"
     )
     tuning.add_argument(
+        "--rtol",
+        type=float,
+        default=1e-5,
+        help="plus this share of the largest |logit| (a 30-block pair accumulates more float32 rounding)",
+    )
+    tuning.add_argument(
         "--max-accuracy-loss",
         type=float,
         default=0.5,
@@ -184,9 +190,15 @@ def _summary_lines(result: dict) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, prog=PROG, silence=("torch.onnx", "onnxruntime", "root"))
-    if args.eval_limit < 0 or args.agreement_prompts < 1 or args.max_accuracy_loss < 0 or args.atol <= 0:
+    if (
+        args.eval_limit < 0
+        or args.agreement_prompts < 1
+        or args.max_accuracy_loss < 0
+        or args.atol <= 0
+        or args.rtol < 0
+    ):
         print(
-            f"{PROG}: --eval-limit >= 0, --agreement-prompts >= 1, --max-accuracy-loss >= 0, --atol > 0",
+            f"{PROG}: --eval-limit >= 0, --agreement-prompts >= 1, --max-accuracy-loss >= 0, --atol > 0, --rtol >= 0",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
@@ -212,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eval_limit=args.eval_limit or None,
         agreement_prompts=args.agreement_prompts,
         atol=args.atol,
+        rtol=args.rtol,
         max_accuracy_loss=args.max_accuracy_loss,
         max_size_ratio=args.max_size_ratio,
         threads=args.threads,

@@ -36,6 +36,7 @@ class ExportOptions:
     eval_limit: int | None = 400  # None: the whole split
     agreement_prompts: int = 64
     atol: float = 1e-4
+    rtol: float = 1e-5  # of the largest |logit|: FP32 ONNX vs PyTorch may differ by atol + rtol * scale
     max_accuracy_loss: float = 0.5
     max_size_ratio: float = 0.30
     threads: int | None = None

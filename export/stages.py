@@ -59,7 +59,10 @@ def export_fp32(job: ModeJob, stage: GraphStage, stages: StageProgress) -> Fp32S
     path = job.out / "decoder.onnx" if options.precision == "fp32" else job.work / "fp32" / "decoder.onnx"
     onnx = export_decoder_onnx(stage.graph, path)
     stages.start("validate")
-    validation = validate_decoder(path, stage.graph, atol=options.atol, threads=options.threads or 0)
+    validation = validate_decoder(
+        path, stage.graph, atol=options.atol, rtol=options.rtol, threads=options.threads or 0
+    )
     check = Check(validation["passed"], {"max_abs_logit_diff": validation["max_abs_logit_diff"],
-                  "atol": options.atol, "greedy_tokens_match": validation["greedy_tokens_match"]})  # fmt: skip
+                  "atol": options.atol, "rtol": options.rtol, "tolerance": validation["tolerance"],
+                  "greedy_tokens_match": validation["greedy_tokens_match"]})  # fmt: skip
     return Fp32Stage(path, onnx, validation, check)

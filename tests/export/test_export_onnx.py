@@ -193,6 +193,18 @@ def test_torch_incremental_decode_equals_full_recomputation(mode, shadow_model):
     torch.testing.assert_close(out[0], full, atol=1e-5, rtol=0)
 
 
+def test_validation_tolerance_is_absolute_plus_relative_to_the_logit_scale(shadow_model, tmp_path):
+    graph = make_graph(shadow_model("llama", CASES[0][1]), MODES[0])
+    export_decoder_onnx(graph, tmp_path / "decoder.onnx")
+    exact = validate_decoder(tmp_path / "decoder.onnx", graph, atol=1e-12, threads=1)
+    assert exact["logit_scale"] > 0 and exact["tolerance"] == 1e-12
+    assert not exact["passed"]  # float32 ONNX never matches torch to 1e-12
+    rtol = 2 * exact["max_abs_logit_diff"] / exact["logit_scale"]
+    scaled = validate_decoder(tmp_path / "decoder.onnx", graph, atol=1e-12, rtol=rtol, threads=1)
+    assert scaled["tolerance"] == pytest.approx(1e-12 + rtol * scaled["logit_scale"])
+    assert scaled["passed"] == (scaled["max_torch_incremental_vs_full"] <= scaled["tolerance"])
+
+
 # ---------------------------------------------------------------------------------------------- ONNX vs torch
 
 

@@ -173,7 +173,7 @@ def test_failed_validation_leaves_the_previous_export(tiny_pair, tmp_path):
     export(ExportOptions(base=base, adapter=adapter, out_dir=str(out), **FAST))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(ExportFailed, match="fp32_logits"):
-        export(ExportOptions(base=base, adapter=adapter, out_dir=str(out), atol=1e-12, **FAST))
+        export(ExportOptions(base=base, adapter=adapter, out_dir=str(out), atol=1e-12, rtol=0.0, **FAST))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
@@ -206,7 +206,12 @@ def test_cli_exit_codes(tiny_pair, tmp_path, capsys):
     fast = ["--eval-limit", "8", "--agreement-prompts", "4", "--threads", "1"]
     assert export_main(["--base", base, "--adapter", adapter, "-o", str(out), *fast]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert export_main(["--base", base, "--adapter", adapter, "-o", str(out), "--atol", "1e-12", *fast]) == 1
+    assert (
+        export_main(
+            ["--base", base, "--adapter", adapter, "-o", str(out), "--atol", "1e-12", "--rtol", "0", *fast]
+        )
+        == 1
+    )
     assert "was not written" in capsys.readouterr().err
     assert export_main(["--base", str(tmp_path / "nothing"), "--adapter", adapter, "-o", str(out)]) == 2
     err = capsys.readouterr().err
