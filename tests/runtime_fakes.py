@@ -313,3 +313,22 @@ def write_export_dir(
     }
     write_manifest(directory, fields, ["decoder.onnx", "tokenizer.json"])
     return directory
+
+
+def scripted_export(directory: Path, program: str, **extra: Any) -> Path:
+    """An export directory over the tiny tokenizer's action head whose decoder (a real onnxruntime graph) answers
+    every command with `program`; `extra` goes into the manifest."""
+    from shadow_edge.runtime.grammar import action_vocabulary
+
+    tokenizer = tiny_tokenizer()
+    ids = action_vocabulary(tokenizer, EOS_ID)
+    script = [*tokenizer.encode(program, add_special_tokens=False).ids, EOS_ID]
+    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    return write_export_dir(
+        directory,
+        tokenizer,
+        ids,
+        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
+        **extra,
+    )

@@ -12,8 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
-from shadow_edge.runtime.grammar import action_vocabulary
+from runtime_fakes import scripted_export
 from shadow_edge.serve.launch import serve_process
 
 PROGRAM = "sit; move x=1.5"
@@ -21,17 +20,7 @@ PROGRAM = "sit; move x=1.5"
 
 def tiny_export(directory: Path, program: str = PROGRAM) -> Path:
     """An export directory whose decoder answers every command with `program` (real onnxruntime session)."""
-    tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
-    script = [*tokenizer.encode(program, add_special_tokens=False).ids, EOS_ID]
-    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    return write_export_dir(
-        directory,
-        tokenizer,
-        ids,
-        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
-    )
+    return scripted_export(directory, program)
 
 
 def token_file(directory: Path) -> tuple[Path, str]:

@@ -11,12 +11,15 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, split_rows, tiny_tokenizer, write_export_dir
+from runtime_fakes import (
+    scripted_export,
+    split_rows,
+    tiny_tokenizer,
+)
 from shadow_edge.bench import cli as bench_cli
 from shadow_edge.bench import measure as bench
 from shadow_edge.bench.weight_traffic import WeightReadError, read_graph, weight_traffic
 from shadow_edge.runtime.commander import Commander
-from shadow_edge.runtime.grammar import action_vocabulary
 from shadow_edge.runtime.stats import strided, summary
 
 PROGRAM = "sit; move x=1.5"
@@ -35,18 +38,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 def _export_dir(directory: Path, **extra) -> Path:
-    tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
-    script = [*tokenizer.encode(PROGRAM, add_special_tokens=False).ids, EOS_ID]
-    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    return write_export_dir(
-        directory,
-        tokenizer,
-        ids,
-        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
-        **extra,
-    )
+    return scripted_export(directory, PROGRAM, **extra)
 
 
 @pytest.fixture(scope="module")

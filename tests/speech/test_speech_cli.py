@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
+from runtime_fakes import scripted_export
 from shadow_edge.runtime.cli import main
-from shadow_edge.runtime.grammar import action_vocabulary
 from speech_wavs import needs_speech_tools, silence, speak, write_wav
 
 pytest.importorskip("faster_whisper")
@@ -17,17 +16,7 @@ pytestmark = needs_speech_tools
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
-    script = [*tokenizer.encode("sit", add_special_tokens=False).ids, EOS_ID]
-    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    return write_export_dir(
-        tmp_path_factory.mktemp("model"),
-        tokenizer,
-        ids,
-        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
-    )
+    return scripted_export(tmp_path_factory.mktemp("model"), "sit")
 
 
 def test_jsonl_wav_lines(model_dir, tmp_path, capsys):
