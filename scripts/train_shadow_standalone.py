@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from shadow_edge.export.architectures import decoder_of
 from shadow_edge.export.base_model import load_base
 from shadow_edge.runtime.digest import file_sha256
 from shadow_edge.runtime.grammar import action_vocabulary
@@ -30,6 +29,7 @@ from shadow_edge.tasks.robot_dog.generator import DATA_DIR, load_split
 from shadow_edge.tasks.robot_dog.recipes import lr_at
 from shadow_edge.tasks.robot_dog.standalone import (
     build_standalone_shadow,
+    load_shadow_state,
     restricted_tail_loss,
     shadow_state_dict,
 )
@@ -78,9 +78,10 @@ def main(argv=None) -> int:
     if args.init_state:
         from safetensors.torch import load_file
 
-        missing, unexpected = decoder_of(model).load_state_dict(load_file(args.init_state), strict=False)
-        if unexpected or [k for k in missing if not k.startswith("embed_tokens")]:
-            raise SystemExit(f"{args.init_state} does not fit a {args.layers}-layer shadow")
+        try:
+            load_shadow_state(model, load_file(args.init_state))
+        except ValueError as exc:
+            raise SystemExit(f"{args.init_state}: {exc} (a {args.layers}-layer shadow)") from None
         logger.info("started from %s", args.init_state)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]

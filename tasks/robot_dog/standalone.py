@@ -56,15 +56,24 @@ def shadow_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def graft_shadow(peft_model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load standalone shadow weights into a ShadowPEFT model's shadow backbone (same depth and width)."""
-    backbone = peft_model.base_model.shadow_backbone[SHADOW_ADAPTER]
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
+def _load_layers_and_norm(module: nn.Module, state: dict[str, torch.Tensor], target: str) -> None:
+    """`state` (a `shadow_state_dict`) into `module`; the embeddings are shared, so only they may be missing."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("embed_tokens")]
     if missing or unexpected:
         raise ValueError(
-            f"shadow weights do not fit the adapter: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"shadow weights do not fit {target}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
+
+
+def load_shadow_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load `shadow_state_dict` weights back into a standalone shadow of the same depth and width."""
+    _load_layers_and_norm(decoder_of(model), state, "the standalone shadow")
+
+
+def graft_shadow(peft_model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load standalone shadow weights into a ShadowPEFT model's shadow backbone (same depth and width)."""
+    _load_layers_and_norm(peft_model.base_model.shadow_backbone[SHADOW_ADAPTER], state, "the adapter")
 
 
 def restricted_tail_loss(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import phrases_en, phrases_zh
 from .generator import draw_more_training, split_pool
-from .splits import load_split
+from .splits import SPLITS, load_split
 
 # Chinese openers that address the dog rather than start the sentence's grammar, so they can precede any command
 _ZH_VOCATIVES = (
@@ -56,7 +56,7 @@ def training_examples(extra_seeds: Sequence[int] = (), data_dir: str | Path | No
     train = load_split("train", data_dir)
     if not extra_seeds:
         return train
-    reserved = [ex for split in ("validation", "dev", "test") for ex in load_split(split, data_dir)]
+    reserved = [ex for split in SPLITS if split != "train" for ex in load_split(split, data_dir)]
     for seed in extra_seeds:
         train = train + draw_more_training(seed, reserved)
     return train

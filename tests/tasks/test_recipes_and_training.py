@@ -461,3 +461,36 @@ def test_training_script_writes_adapter_and_resumes_exactly(tmp_path, tiny_base_
     assert weights_b.keys() == weights_a.keys()
     for key, value in weights_a.items():
         assert torch.equal(weights_b[key], value), key
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_standalone_shadow_state_loads_back_and_grafts_into_the_adapter(arch, tokenizer):
+    import torch
+    from shadow_edge.tasks.robot_dog.standalone import (
+        build_standalone_shadow,
+        graft_shadow,
+        load_shadow_state,
+        shadow_state_dict,
+    )
+
+    base = tiny_base(arch, tokenizer)
+    trained = build_standalone_shadow(base, 2)
+    with torch.no_grad():
+        for p in trained.parameters():
+            if p.requires_grad:
+                p.add_(0.5)
+    state = shadow_state_dict(trained)
+
+    fresh = build_standalone_shadow(base, 2)
+    load_shadow_state(fresh, state)
+    assert all(torch.equal(state[k], v) for k, v in shadow_state_dict(fresh).items())
+    with pytest.raises(ValueError, match="do not fit the standalone shadow"):
+        load_shadow_state(build_standalone_shadow(base, 1), state)
+
+    # build_adapter wraps the base's layers in place: each adapter gets a base of its own
+    adapter = build_adapter(base, "shadow", shadow_layers=2)
+    graft_shadow(adapter, state)
+    backbone = adapter.base_model.shadow_backbone["default"].state_dict()
+    assert all(torch.equal(backbone[k], v) for k, v in state.items())
+    with pytest.raises(ValueError, match="do not fit the adapter"):
+        graft_shadow(build_adapter(tiny_base(arch, tokenizer), "shadow", shadow_layers=1), state)
