@@ -264,9 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if line_text is None:
                         print(json.dumps(item, ensure_ascii=False), flush=True)
                         continue
-                    _print_result(commander.run(line_text), args.json, item, line_heard)
+                    _print_result(
+                        commander.run(line_text, spoken=line_heard is not None), args.json, item, line_heard
+                    )
         elif text is not None:
-            _print_result(commander.run(text), args.json, heard=heard)
+            _print_result(commander.run(text, spoken=heard is not None), args.json, heard=heard)
         else:
             for line in sys.stdin:
                 if line.strip():

@@ -191,7 +191,10 @@ class Commander:
                 max_new_tokens=max_new_tokens,
             )
             # the export's calibrated gate (routing.json) unless a threshold is given
-            gate = load_gate(model_dir) if min_confidence is None else _argument_gate(min_confidence)
+            if min_confidence is None:
+                gate, speech_gate = load_gate(model_dir), load_gate(model_dir, spoken=True)
+            else:
+                gate = speech_gate = _argument_gate(min_confidence)
         except (
             ManifestError,
             SessionError,
@@ -203,6 +206,7 @@ class Commander:
             raise ModelLoadError(str(exc)) from None
         self.manifest: Manifest | None = manifest
         self._setup(generator, spec, gate, cloud, safety_config, max_chars, warmup)
+        self.speech_gate = speech_gate
 
     @classmethod
     def from_generator(
@@ -236,6 +240,7 @@ class Commander:
         self.generator = generator
         self.spec = spec
         self.gate = gate
+        self.speech_gate = gate  # Commander(model_dir) sets the export's own speech gate
         self.cloud = cloud
         self.safety_config = safety_config or SafetyConfig()
         self.max_chars = int(max_chars)
@@ -255,13 +260,15 @@ class Commander:
             "providers": list(providers),
             "head_size": self.generator.head_size,
             "confidence_gate": self.gate.to_json(),
+            "speech_confidence_gate": self.speech_gate.to_json(),
             "io_binding": self.generator.io_binding,
         }
 
     # -- one command -------------------------------------------------------------------------------------------------
 
-    def run(self, text: Any) -> CommandResult:
-        """Decide what to do with one command; never raises for any input (a refusal says why)."""
+    def run(self, text: Any, spoken: bool = False) -> CommandResult:
+        """Decide what to do with one command; never raises for any input (a refusal says why). `spoken`: the text
+        is a speech recogniser's transcript, gated by the speech gate."""
         start = time.perf_counter()
         shown = _shown(text)
         try:
@@ -275,9 +282,9 @@ class Commander:
             return self._result(
                 start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=_describe(exc)
             )
-        return self._decide(start, shown, cleaned, model_text, removed, generation)
+        return self._decide(start, shown, cleaned, model_text, removed, generation, spoken)
 
-    def run_batch(self, texts: Sequence[Any]) -> list[CommandResult]:
+    def run_batch(self, texts: Sequence[Any], spoken: bool = False) -> list[CommandResult]:
         """`run` for several commands, decoded as one batch (evaluation throughput); latency is the batch's."""
         start = time.perf_counter()
         results: list[CommandResult | None] = [None] * len(texts)
@@ -303,7 +310,9 @@ class Commander:
                     )
                 return [r for r in results if r is not None]
             for (i, cleaned, model_text, removed), generation in zip(todo, generations, strict=True):
-                results[i] = self._decide(start, _shown(texts[i]), cleaned, model_text, removed, generation)
+                results[i] = self._decide(
+                    start, _shown(texts[i]), cleaned, model_text, removed, generation, spoken
+                )
         return [r for r in results if r is not None]
 
     def _generate(self, model_text: str) -> GenerationResult:
@@ -327,6 +336,7 @@ class Commander:
         model_text: str,
         removed: int,
         generation: GenerationResult,
+        spoken: bool = False,
     ) -> CommandResult:
         """`cleaned` is the sanitised input (what a cloud model gets: it normalises for itself), `model_text` what the
         model read."""
@@ -366,8 +376,9 @@ class Commander:
             return self._result(
                 start, text, program=program, route=ROUTE_REJECT, reason=plan.reason, plan=plan, **common
             )
-        if not self.gate.passes(generation):
-            why = f"low confidence ({self.gate.describe(generation)})"
+        gate = self.speech_gate if spoken else self.gate
+        if not gate.passes(generation):
+            why = f"low confidence ({'speech ' if spoken else ''}{gate.describe(generation)})"
             return self._to_cloud(start, text, cleaned, program, why, note, common)
         return self._result(
             start,

@@ -7,6 +7,10 @@ A program below the gate goes to the remote model (or is not executed at all). T
 The threshold is chosen from a target on the validation split (`scripts/calibrate_routing.py`, which writes
 `routing.json` beside the export's manifest), not fixed by hand. An export without `routing.json` uses the default
 gate (`min_prob` 0.5).
+
+Speech is gated on its own: a recogniser's transcript is wrong more often than typed text, and the model is then
+sure of the wrong program more often, so `routing.json` may hold a `speech` gate, calibrated on recognised
+utterances of the dev split (`calibrate_routing.py --speech FILE`). Where it has none, speech uses the text gate.
 """
 
 from __future__ import annotations
@@ -58,21 +62,36 @@ class ConfidenceGate:
         return asdict(self)
 
 
-def load_gate(model_dir: str | Path) -> ConfidenceGate:
-    """The gate calibrated for an export (`routing.json`), or the default one when the export has none."""
+def load_gate(model_dir: str | Path, spoken: bool = False) -> ConfidenceGate:
+    """The gate calibrated for an export (`routing.json`), or the default one when the export has none; with
+    `spoken`, its speech gate where it has one (else the text gate)."""
     path = Path(model_dir) / ROUTING_FILE
     if not path.is_file():
         return ConfidenceGate()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return ConfidenceGate(signal=raw["signal"], threshold=float(raw["threshold"]), source=str(path))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if spoken and raw.get("speech") is not None:
+            raw, where = raw["speech"], f"{path}#speech"
+        else:
+            where = str(path)
+        return ConfidenceGate(signal=raw["signal"], threshold=float(raw["threshold"]), source=where)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RoutingError(f"{path}: not a routing calibration ({type(exc).__name__}: {exc})") from None
 
 
-def write_gate(model_dir: str | Path, gate: ConfidenceGate, report: dict[str, Any]) -> Path:
-    """Write `routing.json` (the gate and how it was chosen) into an export directory."""
+def write_gate(
+    model_dir: str | Path, gate: ConfidenceGate, report: dict[str, Any], spoken: bool = False
+) -> Path:
+    """Write the gate and how it was chosen into the export directory's `routing.json`: the text gate (keeping a
+    speech gate already there), or with `spoken` the speech gate (keeping the text gate)."""
     path = Path(model_dir) / ROUTING_FILE
-    body = {"signal": gate.signal, "threshold": gate.threshold, **report}
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    entry = {"signal": gate.signal, "threshold": gate.threshold, **report}
+    if spoken:
+        if "signal" not in old:
+            raise RoutingError(f"{path}: calibrate the text gate before the speech gate")
+        body = {**old, "speech": entry}
+    else:
+        body = {**entry, **({"speech": old["speech"]} if old.get("speech") is not None else {})}
     path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     return path

@@ -129,7 +129,7 @@ def run_program(commander, text: str, reference: str) -> dict[str, Any]:
             "exact": False,
             "executed_wrong": False,
         }
-    result = commander.run(text)
+    result = commander.run(text, spoken=True)  # a transcript: the speech gate
     exact = result.program == reference
     return {"predicted": result.program, "accepted": bool(result.accepted), "model_ms": result.latency_ms,
             "exact": exact, "executed_wrong": bool(result.accepted) and not exact}  # fmt: skip
@@ -239,7 +239,7 @@ def stream_options(items: list[dict], args, engine: str, options: dict, commande
                     continue
                 t = recognizer.transcribe(seg.samples, trim=False)
                 decodes += 1
-                model_ms = commander.run(t.text).latency_ms if t.text else 0.0
+                model_ms = commander.run(t.text, spoken=True).latency_ms if t.text else 0.0
                 if seg.kind == "pause":
                     speculative = (seg.samples, t, model_ms, wait_ms)
                     if early is None and is_complete_command(t.text, matcher):

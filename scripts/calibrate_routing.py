@@ -9,6 +9,11 @@ robot program that the safety layer accepts and the signal passes; it is *execut
 gold one. The gate is the signal and threshold that execute the most commands correctly while keeping executed-wrong
 at or under `--target-wrong` (a share of all commands). Writes `routing.json` into MODEL_DIR, a JSON report and a
 coverage-against-accuracy plot (`routing_calibration.{json,png}` next to MODEL_DIR, or `--report`).
+
+Speech has a gate of its own (`routing.json`'s `speech` entry; the runtime applies it to recognised text):
+
+    python scripts/make_asr_transcripts.py --split dev --out build/speech/dev_asr.jsonl
+    python scripts/calibrate_routing.py build/robot-dog --speech build/speech/dev_asr.jsonl
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="robot-dog split to calibrate on (default dev: sentence frames that training never saw, like the test "
         "split's but disjoint from them)",
     )
+    p.add_argument(
+        "--speech",
+        type=Path,
+        default=None,
+        help="JSONL of recognised utterances ({text: transcript, program, lang}, from make_asr_transcripts.py): "
+        "calibrate (or --evaluate) the speech gate on them instead of the text gate on --split",
+    )
     p.add_argument("--limit", type=int, default=1000, help="commands (strided over the split; 0: all)")
     p.add_argument("--target-wrong", type=float, default=0.005, help="executed-wrong share to stay under")
     p.add_argument("--report", type=Path, default=None, help="report path without suffix")
@@ -50,6 +62,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "into MODEL_DIR",
     )
     return p.parse_args(argv)
+
+
+def _speech_rows(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [{"text": r["text"], "program": r["program"], "lang": r["lang"]} for r in rows]
 
 
 def decode(
@@ -143,7 +160,9 @@ def evaluate(args: argparse.Namespace, rows: list[dict], gate: ConfidenceGate) -
             f"{100 * report[lang]['executed']:5.1f}%  executed wrong {100 * report[lang]['executed_wrong']:4.2f}%  "
             f"held back by the gate {100 * report[lang]['gated_away']:4.1f}%"
         )
-    base = args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_{args.split}"
+    base = (
+        args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_{args.split.replace(':', '_')}"
+    )
     Path(base).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{base}.json").write_text(json.dumps(report, indent=1) + "\n")
     return 0
@@ -155,9 +174,18 @@ def main(argv=None) -> int:
     if not 0.0 <= args.target_wrong < 1.0:
         logger.error("--target-wrong must be in [0, 1)")
         return 2
-    examples = strided(load_split(args.split), args.limit or None)
+    spoken = args.speech is not None
     try:
-        gate = load_gate(args.model_dir) if args.evaluate else None
+        examples = strided(
+            _speech_rows(args.speech) if spoken else load_split(args.split), args.limit or None
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        logger.error("%s: not a JSONL of recognised utterances (%s)", args.speech, exc)
+        return 2
+    if spoken:
+        args.split = f"speech:{args.speech.name}"
+    try:
+        gate = load_gate(args.model_dir, spoken=spoken) if args.evaluate else None
         rows = decode(args.model_dir, examples, args.batch_size, gate)
     except (ModelLoadError, RoutingError) as exc:
         logger.error("%s", exc)
@@ -183,8 +211,15 @@ def main(argv=None) -> int:
         "open_gate": curves[best_signal][0],
         "right_overall": float(np.mean([r["right"] for r in rows])),
     }
-    path = write_gate(args.model_dir, gate, {k: v for k, v in report.items() if k != "per_signal"})
-    base = args.report or args.model_dir.parent / f"{args.model_dir.name}.routing_calibration"
+    try:
+        path = write_gate(
+            args.model_dir, gate, {k: v for k, v in report.items() if k != "per_signal"}, spoken
+        )
+    except RoutingError as exc:
+        logger.error("%s", exc)
+        return 2
+    name = "routing_calibration_speech" if spoken else "routing_calibration"
+    base = args.report or args.model_dir.parent / f"{args.model_dir.name}.{name}"
     Path(base).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{base}.json").write_text(json.dumps({**report, "curves": curves}, indent=1) + "\n")
     plot(curves, chosen, Path(f"{base}.png"), args.target_wrong)
@@ -196,7 +231,7 @@ def main(argv=None) -> int:
         )
     o = curves[best_signal][0]
     print(f"open gate: coverage {100 * o['coverage']:.1f}%, executed wrong {100 * o['executed_wrong']:.2f}%")
-    print(f"chosen: {best_signal} >= {threshold:.3f} -> {path}")
+    print(f"chosen{' (speech)' if spoken else ''}: {best_signal} >= {threshold:.3f} -> {path}")
     return 0 if math.isfinite(threshold) else 1
 
 

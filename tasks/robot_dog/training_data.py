@@ -1,5 +1,6 @@
 """What the robot-dog models train on: the packaged train split, optionally more draws of its train-side frames
-under other seeds, and politeness stacked on the fly.
+under other seeds, train commands as a speech recogniser heard them (`train_asr.jsonl`, made by
+`scripts/make_asr_transcripts.py`), and politeness stacked on the fly.
 
 People pile courtesy onto a command ("sit down, please, thank you", "hey buddy, okay, sit"); a model that has only
 seen one opener or closer at a time reads the second one as another step. `PolitenessStacker` adds a second
@@ -10,6 +11,7 @@ program is unchanged, because courtesy never changes what the dog does.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 from collections.abc import Sequence
@@ -17,7 +19,9 @@ from pathlib import Path
 
 from . import phrases_en, phrases_zh
 from .generator import draw_more_training, split_pool
-from .splits import SPLITS, load_split
+from .splits import DATA_DIR, SPLITS, load_split
+
+ASR_TRANSCRIPTS = "train_asr.jsonl"
 
 # Chinese openers that address the dog rather than start the sentence's grammar, so they can precede any command
 _ZH_VOCATIVES = (
@@ -49,17 +53,40 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stack-politeness", type=float, default=0.0, help="share of draws given one more opener or closer"
     )
+    parser.add_argument(
+        "--asr-repeats",
+        type=int,
+        default=0,
+        help=f"add the recognised train commands ({ASR_TRANSCRIPTS}) this many times (0: not at all)",
+    )
 
 
-def training_examples(extra_seeds: Sequence[int] = (), data_dir: str | Path | None = None) -> list[dict]:
-    """The train split, plus fresh draws under each of `extra_seeds` that avoid every validation, dev and test text."""
+def training_examples(
+    extra_seeds: Sequence[int] = (), data_dir: str | Path | None = None, asr_repeats: int = 0
+) -> list[dict]:
+    """The train split, plus fresh draws under each of `extra_seeds` that avoid every validation, dev and test text,
+    plus `asr_repeats` copies of the recognised train commands."""
     train = load_split("train", data_dir)
-    if not extra_seeds:
-        return train
-    reserved = [ex for split in SPLITS if split != "train" for ex in load_split(split, data_dir)]
-    for seed in extra_seeds:
-        train = train + draw_more_training(seed, reserved)
+    if extra_seeds:
+        reserved = [ex for split in SPLITS if split != "train" for ex in load_split(split, data_dir)]
+        for seed in extra_seeds:
+            train = train + draw_more_training(seed, reserved)
+    if asr_repeats:
+        train = train + asr_transcripts(data_dir) * asr_repeats
     return train
+
+
+def asr_transcripts(data_dir: str | Path | None = None) -> list[dict]:
+    """The recognised train commands: each line's `text` is what a recogniser heard for a train-split text."""
+    path = Path(data_dir or DATA_DIR) / ASR_TRANSCRIPTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; make it with scripts/make_asr_transcripts.py")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    train_texts = {ex["text"] for ex in load_split("train", data_dir)}
+    foreign = [r["id"] for r in rows if r.get("said") not in train_texts]
+    if foreign:  # a recording of anything but a train text would leak evaluation commands into training
+        raise ValueError(f"{path}: {len(foreign)} line(s) not spoken from a train text, e.g. {foreign[:3]}")
+    return rows
 
 
 def _train_side(items: Sequence[str]) -> list[str]:

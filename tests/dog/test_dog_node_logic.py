@@ -223,9 +223,9 @@ def test_a_program_decoded_across_a_stop_is_never_executed():
     commander, _ = make_commander()
 
     class StopDuringDecode:
-        def run(self, text):
+        def run(self, text, spoken=False):
             node_box["node"].stop("stop topic")  # arrives from another thread while the model runs
-            return commander.run(text)
+            return commander.run(text, spoken)
 
         def info(self):
             return commander.info()
@@ -308,11 +308,11 @@ def test_a_commander_that_raises_halts_the_robot():
         def __init__(self):
             self.calls = 0
 
-        def run(self, text):
+        def run(self, text, spoken=False):
             self.calls += 1
             if self.calls > 1:
                 raise RuntimeError("boom")
-            return commander.run(text)
+            return commander.run(text, spoken)
 
         def info(self):
             return {}

@@ -64,3 +64,43 @@ def test_broken_routing_files_are_refused(tmp_path, body):
     (tmp_path / ROUTING_FILE).write_text(body)
     with pytest.raises(RoutingError, match=ROUTING_FILE):
         load_gate(tmp_path)
+
+
+def test_speech_gate_round_trip_and_fallback(tmp_path):
+    write_gate(tmp_path, ConfidenceGate("min_margin", 1.0), {"split": "dev"})
+    assert load_gate(tmp_path, spoken=True) == load_gate(tmp_path)  # no speech gate: the text gate
+    write_gate(tmp_path, ConfidenceGate("min_margin", 4.5), {"split": "speech:dev_asr.jsonl"}, spoken=True)
+    speech = load_gate(tmp_path, spoken=True)
+    assert (speech.threshold, speech.source) == (4.5, f"{tmp_path / ROUTING_FILE}#speech")
+    write_gate(tmp_path, ConfidenceGate("min_prob", 0.8), {"split": "dev"})  # a new text gate keeps the speech one
+    assert load_gate(tmp_path).threshold == 0.8
+    assert load_gate(tmp_path, spoken=True).threshold == 4.5
+
+
+def test_a_speech_gate_needs_a_text_gate_first(tmp_path):
+    with pytest.raises(RoutingError, match="text gate"):
+        write_gate(tmp_path, ConfidenceGate("min_margin", 2.0), {}, spoken=True)
+    assert not (tmp_path / ROUTING_FILE).exists()
+
+
+@pytest.mark.parametrize("speech", ['"loud"', '{"signal": "min_margin"}', '{"signal": "x", "threshold": 1}'])
+def test_broken_speech_gates_are_refused(tmp_path, speech):
+    (tmp_path / ROUTING_FILE).write_text(f'{{"signal": "min_prob", "threshold": 0.5, "speech": {speech}}}')
+    assert load_gate(tmp_path).threshold == 0.5
+    with pytest.raises(RoutingError, match=ROUTING_FILE):
+        load_gate(tmp_path, spoken=True)
+
+
+def test_the_commander_gates_speech_with_the_speech_gate(tmp_path):
+    from runtime_fakes import scripted_export
+    from shadow_edge.runtime.commander import Commander
+
+    export = scripted_export(tmp_path / "export", "sit")
+    write_gate(export, ConfidenceGate("min_prob", 0.0), {})
+    write_gate(export, ConfidenceGate("min_margin", 1e9), {}, spoken=True)  # nothing spoken is sure enough
+    commander = Commander(export)
+    typed, heard = commander.run("sit down"), commander.run("sit down", spoken=True)
+    assert (typed.program, typed.route, typed.accepted) == ("sit", "robot", True)
+    assert (heard.program, heard.route, heard.accepted) == ("sit", "remote", False)
+    assert "speech" in heard.reason
+    assert commander.info()["speech_confidence_gate"]["threshold"] == 1e9

@@ -3,12 +3,18 @@ politeness stacking that keeps the program and only ever uses train-side frames.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from shadow_edge.tasks.robot_dog import generator, phrases_en, phrases_zh
 from shadow_edge.tasks.robot_dog.generator import _norm_key, split_pool
-from shadow_edge.tasks.robot_dog.training_data import PolitenessStacker, training_examples
+from shadow_edge.tasks.robot_dog.training_data import (
+    ASR_TRANSCRIPTS,
+    PolitenessStacker,
+    asr_transcripts,
+    training_examples,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +80,40 @@ def test_rate_zero_is_identity_and_bad_rates_are_refused():
     for rate in (-0.1, 1.5):
         with pytest.raises(ValueError):
             PolitenessStacker(rate)
+
+
+def test_recognised_transcripts_are_only_of_train_texts(packaged):
+    rows = asr_transcripts()
+    assert len(rows) > 1000
+    train_texts = {ex["text"] for ex in packaged["train"]}
+    assert all(r["said"] in train_texts and r["lang"] == "en" for r in rows)
+    assert (
+        sum(r["text"] != r["said"] for r in rows) > len(rows) / 2
+    )  # they are what was heard, not what was said
+    assert len(training_examples((), asr_repeats=2)) == len(packaged["train"]) + 2 * len(rows)
+
+
+def _data_dir(tmp_path, said: str) -> None:
+    for name in generator.SPLITS:
+        (tmp_path / f"{name}.jsonl").write_text(
+            json.dumps({"id": f"{name}-1", "text": f"{name} text"}) + "\n"
+        )
+    row = {"id": "x", "text": "sit dawn", "said": said, "program": "sit", "lang": "en"}
+    (tmp_path / ASR_TRANSCRIPTS).write_text(json.dumps(row) + "\n")
+
+
+@pytest.mark.parametrize(("said", "ok"), [("train text", True), ("test text", False), ("made up", False)])
+def test_a_transcript_of_anything_but_a_train_text_is_refused(tmp_path, said, ok):
+    _data_dir(tmp_path, said)
+    if ok:
+        assert [r["text"] for r in asr_transcripts(tmp_path)] == ["sit dawn"]
+    else:
+        with pytest.raises(ValueError, match="not spoken from a train text"):
+            asr_transcripts(tmp_path)
+
+
+def test_missing_transcripts_say_how_to_make_them(tmp_path):
+    _data_dir(tmp_path, "train text")
+    (tmp_path / ASR_TRANSCRIPTS).unlink()
+    with pytest.raises(FileNotFoundError, match="make_asr_transcripts.py"):
+        training_examples((), tmp_path, asr_repeats=1)

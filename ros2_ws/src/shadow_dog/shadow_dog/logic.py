@@ -248,7 +248,7 @@ class DogNodeLogic:
                 self._refuse_pending(pending, reason, self.clock())
             return True
         try:
-            result = self.commander.run(pending.text)
+            result = self.commander.run(pending.text, spoken=pending.source != "text")
         except (
             Exception
         ) as exc:  # the Commander never raises by contract; a broken one must not move the robot
