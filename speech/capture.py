@@ -10,6 +10,11 @@ and when `early_accept(text)` says yes (by default: a spoken stop) it is deliver
 the hangover. A spoken "stop" while the dog moves is thereby heard ~`hangover_s - early_s` sooner; other commands
 wait for the whole hangover, because "walk forward ... two metres" must not run as "walk forward".
 
+Decoding during speech: the transcript made at that pause is kept, and when the hangover then ends with no more
+speech (the utterance starts with exactly the samples decoded at the pause, and its speech ends where theirs did)
+it is delivered at once instead of being recognised again. The utterance differs from what was decoded only by up
+to `pad_s - early_s` of trailing quiet audio, and the recognition time is hidden in the hangover.
+
 Every device problem is an `AudioError` at start (no pyaudio, no input device, a rate the device refuses) or a call
 of `on_error(message)` from the reader when the device fails or disappears mid-stream; the capture then stops.
 """
@@ -84,6 +89,8 @@ class MicrophoneCapture:
         self._stream = None
         self._threads: list[threading.Thread] = []
         self.dropped_chunks = 0
+        self._speculative: tuple[Segment, Transcript] | None = None  # decoded at the last pause
+        self.reused_decodes = 0
 
     def describe(self) -> str:
         return f"{self.device_name} at {self.rate} Hz, chunk {self.chunk}; {self.recognizer.describe()}"
@@ -158,13 +165,23 @@ class MicrophoneCapture:
     def _deliver(
         self, segment: Segment, speech_end_at: float, on_utterance: Callable[[Transcript, float], None]
     ) -> None:
+        speculative, self._speculative = self._speculative, None
+        if segment.kind == "end" and speculative is not None and _same_speech(speculative[0], segment):
+            self.reused_decodes += 1  # nothing was said after the pause: its transcript is this utterance's
+            on_utterance(speculative[1], speech_end_at)
+            return
         try:
             transcript = self.recognizer.transcribe(segment.samples, trim=False)
         except AudioError as exc:  # e.g. a clipped utterance: reported, not recognised
             transcript = Transcript("", f"refused: {exc}", self.recognizer.engine.name, 0.0, 0.0, 0.0, 0.0)
         if segment.kind == "pause":
             if not (transcript.text and self.early_accept(transcript.text)):
-                return  # not decided early: the utterance comes again when the hangover ends
+                # not decided early: the utterance comes again when the hangover ends, maybe with the same samples
+                self._speculative = (
+                    segment,
+                    transcript,
+                )
+                return
             self.segmenter.commit()
         on_utterance(transcript, speech_end_at)
 
@@ -181,6 +198,16 @@ class MicrophoneCapture:
             except OSError as exc:  # the device is already gone
                 log.debug("closing the audio stream: %s", exc)
         self._audio.terminate()
+
+
+def _same_speech(paused: Segment, ended: Segment) -> bool:
+    """`ended` is the utterance `paused` was decoded from, with no speech after the pause."""
+    n = len(paused.samples)
+    return (
+        paused.speech_end_s == ended.speech_end_s
+        and len(ended.samples) >= n
+        and np.array_equal(paused.samples, ended.samples[:n])
+    )
 
 
 def _pyaudio() -> Any:

@@ -178,6 +178,7 @@ def test_microphone_utterances_and_an_early_stop(wavs):
     assert normalize_words(heard[0][0]) == ["turn", "left"]
     assert normalize_words(heard[1][0])[0] == "stop"  # decided early, at the pause
     assert all(end <= got for _, end, got in heard)
+    assert capture.reused_decodes == 1  # "turn left": decoded at its pause, nothing said after it
 
 
 def test_missing_and_vanishing_microphones():
