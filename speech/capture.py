@@ -177,10 +177,7 @@ class MicrophoneCapture:
         if segment.kind == "pause":
             if not (transcript.text and self.early_accept(transcript.text)):
                 # not decided early: the utterance comes again when the hangover ends, maybe with the same samples
-                self._speculative = (
-                    segment,
-                    transcript,
-                )
+                self._speculative = (segment, transcript)
                 return
             self.segmenter.commit()
         on_utterance(transcript, speech_end_at)
