@@ -22,6 +22,7 @@ concurrent `run` calls are safe and run one after another; the cloud hook is cal
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -42,7 +43,8 @@ from .session import SessionError, create_decoder_session
 
 log = logging.getLogger(__name__)
 
-CloudHook = Callable[[str], "str | None"]
+# hook(text) -> the remote model's answer; a hook with a `spoken` parameter is told when the text was heard
+CloudHook = Callable[..., "str | None"]
 
 DEFAULT_MIN_CONFIDENCE = 0.5
 DEFAULT_MAX_CHARS = 1000
@@ -242,6 +244,7 @@ class Commander:
         self.gate = gate
         self.speech_gate = gate  # Commander(model_dir) sets the export's own speech gate
         self.cloud = cloud
+        self._cloud_takes_spoken = cloud is not None and _takes_spoken(cloud)
         self.safety_config = safety_config or SafetyConfig()
         self.max_chars = int(max_chars)
         self._lock = threading.Lock()
@@ -360,7 +363,7 @@ class Commander:
         program = plan.program
         if plan.route == ROUTE_REMOTE:
             return self._to_cloud(
-                start, text, cleaned, program, "the model routed it to the remote model", note, common
+                start, text, cleaned, program, "the model routed it to the remote model", note, common, spoken
             )
         if plan.route == ROUTE_REJECT:
             return self._result(
@@ -379,7 +382,7 @@ class Commander:
         gate = self.speech_gate if spoken else self.gate
         if not gate.passes(generation):
             why = f"low confidence ({'speech ' if spoken else ''}{gate.describe(generation)})"
-            return self._to_cloud(start, text, cleaned, program, why, note, common)
+            return self._to_cloud(start, text, cleaned, program, why, note, common, spoken)
         return self._result(
             start,
             text,
@@ -400,6 +403,7 @@ class Commander:
         why: str,
         note: str,
         common: dict[str, Any],
+        spoken: bool = False,
     ) -> CommandResult:
         """Hand the command to the cloud hook; only a robot program it returns can be executed, after safety."""
         if self.cloud is None:
@@ -412,7 +416,11 @@ class Commander:
                 **common,
             )
         try:
-            answer = self.cloud(cloud_text)
+            answer = (
+                self.cloud(cloud_text, spoken=True)
+                if spoken and self._cloud_takes_spoken
+                else self.cloud(cloud_text)
+            )
         except Exception as exc:  # a hook is user code: its failure must not escape as a crash
             log.exception("the cloud hook failed")
             return self._result(
@@ -469,6 +477,13 @@ class Commander:
             remote_answer=answer,
             **common,
         )
+
+
+def _takes_spoken(hook: Any) -> bool:
+    try:
+        return "spoken" in inspect.signature(hook).parameters
+    except (TypeError, ValueError):  # a builtin or a C callable: call it with the text alone
+        return False
 
 
 def _argument_gate(min_confidence: float) -> ConfidenceGate:

@@ -96,7 +96,7 @@ def create_app(
                     "auth",
                     {"WWW-Authenticate": 'Bearer realm="shadow"'},
                 )
-            text = _command_text(await _read_json(request, limits), limits)
+            text, spoken = _command_text(await _read_json(request, limits), limits)
             if state["in_flight"] >= limits.max_concurrent:
                 raise RequestRefused(
                     503,
@@ -107,7 +107,7 @@ def create_app(
             state["in_flight"] += 1
             metrics.in_flight.inc()
             try:
-                body = await _run_command(commander, metrics, answer, text, limits, limiter)
+                body = await _run_command(commander, metrics, answer, text, spoken, limits, limiter)
             finally:
                 state["in_flight"] -= 1
                 metrics.in_flight.dec()
@@ -199,7 +199,9 @@ async def _read_json(request: Request, limits: ServeLimits) -> Any:
         raise RequestRefused(400, f"the body is not JSON ({reason})", "bad_request") from None
 
 
-def _command_text(payload: Any, limits: ServeLimits) -> str:
+def _command_text(payload: Any, limits: ServeLimits) -> tuple[str, bool]:
+    """The command's text, and whether the robot heard it (`"spoken": true`: a recogniser's transcript, gated by
+    the export's speech gate)."""
     if not isinstance(payload, dict):
         raise RequestRefused(422, 'expected a JSON object {"text": "..."}', "bad_request")
     text = payload.get("text")
@@ -210,7 +212,10 @@ def _command_text(payload: Any, limits: ServeLimits) -> str:
         raise RequestRefused(
             422, f"text is {len(text)} characters; at most {limits.max_text_chars}", "bad_request"
         )
-    return text
+    spoken = payload.get("spoken", False)
+    if not isinstance(spoken, bool):
+        raise RequestRefused(422, '"spoken" must be true or false', "bad_request")
+    return text, spoken
 
 
 async def _run_command(
@@ -218,13 +223,14 @@ async def _run_command(
     metrics: ServeMetrics,
     answer: Callable[[str], str | None] | None,
     text: str,
+    spoken: bool,
     limits: ServeLimits,
     limiter: anyio.CapacityLimiter,
 ) -> dict[str, Any]:
     """The command's JSON (and the text answer when it is routed remote), within the time limit."""
 
     def work() -> dict[str, Any]:
-        result = commander.run(text)
+        result = commander.run(text, spoken=spoken)
         body = result.to_json()
         if answer is not None and result.route == "remote" and result.error is None:
             try:

@@ -275,3 +275,26 @@ def test_a_failing_observer_does_not_change_the_answer(served):
         raise RuntimeError("observer bug")
 
     assert http_cloud_hook(f"{url}/v1/command", 5.0, token, observe=broken)(REMOTE_TEXT) == PROGRAM
+
+
+def test_the_cloud_is_told_when_a_command_was_heard(served):
+    calls = []
+
+    def hook(text, spoken=False):
+        calls.append((text, spoken))
+        return PROGRAM
+
+    node, _ = node_with(hook)
+    command(node, REMOTE_TEXT)
+    node.submit_speech(REMOTE_TEXT, speech_end_at=100.0, asr_ms=50.0)
+    while node.process_next():
+        pass
+    assert calls == [(REMOTE_TEXT, False), (REMOTE_TEXT, True)]
+    plain = []  # a hook without `spoken` gets the text alone, for speech too
+    node, outputs = node_with(lambda text: plain.append(text) or PROGRAM)
+    node.submit_speech(REMOTE_TEXT, speech_end_at=100.0, asr_ms=50.0)
+    while node.process_next():
+        pass
+    assert plain == [REMOTE_TEXT] and outputs.of("program")[-1]["executed"]
+    url, token, _ = served  # and shadow-serve takes the flag
+    assert http_cloud_hook(f"{url}/v1/command", 5.0, token)(REMOTE_TEXT, spoken=True) == PROGRAM

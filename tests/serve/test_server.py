@@ -89,6 +89,7 @@ def test_missing_or_wrong_token_is_401(served, header):
         (b'{"txt": "sit"}', {}, 422, 'no "text"'),
         (b'{"text": 5}', {}, 422, "must be a string"),
         (b'{"text": null}', {}, 422, "must be a string"),
+        (b'{"text": "sit", "spoken": "yes"}', {}, 422, '"spoken" must be true or false'),
         (json.dumps({"text": "sit " * 300}).encode(), {}, 422, "at most 1000"),
         (b'{"text": "sit"}', {"Content-Type": "text/plain"}, 415, "JSON"),
         (b"[" * 100000, {}, 413, "body over"),
@@ -289,6 +290,18 @@ def test_answers_for_remote_commands_and_a_failing_answer_model():
         reply = post(url, "t" * 20, {"text": "tell me a joke"})
         assert reply.status_code == 200 and "answer" not in reply.json() and "secret" not in reply.text
         assert 'shadow_serve_errors_total{kind="answer"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
+
+
+def test_spoken_commands_are_gated_by_the_speech_gate():
+    from shadow_edge.runtime.routing import ConfidenceGate
+
+    commander = scripted_commander(ScriptedSession(TOKENIZER, {"sit": "sit"}, head_token_ids=ACTION_IDS))
+    commander.speech_gate = ConfidenceGate("min_margin", 1e9)  # nothing heard is sure enough
+    with app_server(create_app(commander, "t" * 20)) as url:
+        typed = post(url, "t" * 20, {"text": "sit", "spoken": False}).json()
+        heard = post(url, "t" * 20, {"text": "sit", "spoken": True}).json()
+    assert (typed["route"], typed["accepted"]) == ("robot", True)
+    assert (heard["route"], heard["accepted"]) == ("remote", False) and "speech" in heard["reason"]
 
 
 def test_create_app_needs_a_token_and_sane_limits():

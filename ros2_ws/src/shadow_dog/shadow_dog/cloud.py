@@ -1,7 +1,8 @@
 """A remote model over HTTP (e.g. `shadow-serve`), as the Commander's cloud hook.
 
-`http_cloud_hook(url, timeout_s, token)` POSTs `{"text": ...}` as JSON (with `Authorization: Bearer <token>` when a
-token is given) and reads the answer:
+`http_cloud_hook(url, timeout_s, token)` POSTs `{"text": ...}` as JSON, with `"spoken": true` when the text is a
+speech recogniser's transcript (the server then applies its speech gate), and with `Authorization: Bearer <token>`
+when a token is given, and reads the answer:
 
 - `shadow-serve`'s reply (the fields of `shadow-run --json`): a `robot` or `reject` program is returned (a robot
   program then goes through the node's own safety layer, like the edge model's); `remote` with an `"answer"`
@@ -64,11 +65,11 @@ def http_cloud_hook(
     if token:
         headers["Authorization"] = f"Bearer {token}"
 
-    def ask(text: str) -> str | None:
+    def ask(text: str, spoken: bool = False) -> str | None:
         started = time.monotonic()
         exchange: dict[str, Any] = {"roundtrip_ms": None, "server_ms": None, "ok": False}
         try:
-            answer = _exchange(text, started + timeout_s, exchange)
+            answer = _exchange(text, spoken, started + timeout_s, exchange)
             exchange["ok"] = True
             return answer
         finally:
@@ -77,8 +78,8 @@ def http_cloud_hook(
                 with contextlib.suppress(Exception):  # an observer must never change what the robot does
                     observe(exchange)
 
-    def _exchange(text: str, deadline: float, exchange: dict[str, Any]) -> str | None:
-        body = json.dumps({"text": text}).encode("utf-8")
+    def _exchange(text: str, spoken: bool, deadline: float, exchange: dict[str, Any]) -> str | None:
+        body = json.dumps({"text": text, **({"spoken": True} if spoken else {})}).encode("utf-8")
         connection = connection_class(parts.hostname, parts.port, timeout=timeout_s)
         try:
             connection.request("POST", path, body=body, headers=headers)
