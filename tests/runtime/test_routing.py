@@ -72,7 +72,8 @@ def test_speech_gate_round_trip_and_fallback(tmp_path):
     write_gate(tmp_path, ConfidenceGate("min_margin", 4.5), {"split": "speech:dev_asr.jsonl"}, spoken=True)
     speech = load_gate(tmp_path, spoken=True)
     assert (speech.threshold, speech.source) == (4.5, f"{tmp_path / ROUTING_FILE}#speech")
-    write_gate(tmp_path, ConfidenceGate("min_prob", 0.8), {"split": "dev"})  # a new text gate keeps the speech one
+    # a new text gate keeps the speech one
+    write_gate(tmp_path, ConfidenceGate("min_prob", 0.8), {"split": "dev"})
     assert load_gate(tmp_path).threshold == 0.8
     assert load_gate(tmp_path, spoken=True).threshold == 4.5
 
