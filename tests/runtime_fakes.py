@@ -332,3 +332,14 @@ def scripted_export(directory: Path, program: str, **extra: Any) -> Path:
         lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
         **extra,
     )
+
+
+# the Cyclone DDS profile the project ships for loopback-only runs (bound to lo, multicast off, peer 127.0.0.1)
+CYCLONE_LOOPBACK = (
+    Path(__file__).resolve().parents[1]
+    / "ros2_ws"
+    / "src"
+    / "shadow_dog"
+    / "config"
+    / "cyclonedds_loopback.xml"
+)

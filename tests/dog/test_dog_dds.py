@@ -19,46 +19,19 @@ import pytest
 
 pytest.importorskip("cyclonedds")
 
-from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir  # noqa: E402
-from shadow_edge.runtime.grammar import action_vocabulary  # noqa: E402
+from runtime_fakes import CYCLONE_LOOPBACK, scripted_export  # noqa: E402
 
-CYCLONE_XML = """<?xml version="1.0" encoding="UTF-8" ?>
-<CycloneDDS xmlns="https://cdds.io/config">
-  <Domain Id="any">
-    <General>
-      <Interfaces><NetworkInterface name="lo"/></Interfaces>
-      <AllowMulticast>false</AllowMulticast>
-    </General>
-    <Discovery>
-      <Peers><Peer address="127.0.0.1"/></Peers>
-      <ParticipantIndex>auto</ParticipantIndex>
-      <MaxAutoParticipantIndex>40</MaxAutoParticipantIndex>
-    </Discovery>
-  </Domain>
-</CycloneDDS>
-"""
 PROGRAM = "move x=1"  # the scripted model answers every command with this: 2 s at 0.5 m/s
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
-    script = [*tokenizer.encode(PROGRAM, add_special_tokens=False).ids, EOS_ID]
-    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    return write_export_dir(
-        tmp_path_factory.mktemp("model"),
-        tokenizer,
-        ids,
-        lambda p: bigram_decoder(p, vocab, ids, script, start_id=start),
-    )
+    return scripted_export(tmp_path_factory.mktemp("model"), PROGRAM)
 
 
 @pytest.fixture(scope="module")
 def dds_env(tmp_path_factory):
-    xml = tmp_path_factory.mktemp("cyclone") / "cyclone.xml"
-    xml.write_text(CYCLONE_XML, encoding="utf-8")
+    xml = CYCLONE_LOOPBACK
     domain = 150 + os.getpid() % 80  # a domain of its own: other test runs on this machine do not interfere
     env = {**os.environ, "CYCLONEDDS_URI": xml.as_uri(), "ROS_DOMAIN_ID": str(domain)}
     old = {k: os.environ.get(k) for k in ("CYCLONEDDS_URI", "ROS_DOMAIN_ID")}

@@ -25,8 +25,7 @@ from rclpy_processes import (
     ros_python,
     within_limits,
 )
-from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
-from shadow_edge.runtime.grammar import action_vocabulary
+from runtime_fakes import scripted_export
 
 pytestmark = pytest.mark.ros
 
@@ -38,17 +37,7 @@ if PYTHON is None:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
-    script = [*tokenizer.encode(PROGRAM, add_special_tokens=False).ids, EOS_ID]
-    start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    return write_export_dir(
-        tmp_path_factory.mktemp("model"),
-        tokenizer,
-        ids,
-        lambda p: bigram_decoder(p, vocab, ids, script, start_id=start),
-    )
+    return scripted_export(tmp_path_factory.mktemp("model"), PROGRAM)
 
 
 @pytest.fixture(scope="module")

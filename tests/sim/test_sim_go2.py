@@ -17,6 +17,7 @@ pytest.importorskip("mujoco")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("pydantic")
 
+from runtime_fakes import CYCLONE_LOOPBACK  # noqa: E402
 from shadow_edge.runtime.safety import plan_program  # noqa: E402
 from shadow_edge.sim.sim_go2 import SimGo2, SimOutputs, SimUnavailable, execute_plan  # noqa: E402
 from shadow_edge.sim.sim_task import check_locomotion, check_requests, locomotion_target  # noqa: E402
@@ -147,28 +148,10 @@ def test_move_program_reaches_its_target(dog):
     assert check.success, check
 
 
-CYCLONE_XML = """<?xml version="1.0" encoding="UTF-8" ?>
-<CycloneDDS xmlns="https://cdds.io/config">
-  <Domain Id="any">
-    <General>
-      <Interfaces><NetworkInterface name="lo"/></Interfaces>
-      <AllowMulticast>false</AllowMulticast>
-    </General>
-    <Discovery>
-      <Peers><Peer address="127.0.0.1"/></Peers>
-      <ParticipantIndex>auto</ParticipantIndex>
-      <MaxAutoParticipantIndex>40</MaxAutoParticipantIndex>
-    </Discovery>
-  </Domain>
-</CycloneDDS>
-"""
-
-
 @pytest.fixture
 def loopback_domain(tmp_path, monkeypatch):
     pytest.importorskip("cyclonedds")
-    xml = tmp_path / "cyclone.xml"
-    xml.write_text(CYCLONE_XML, encoding="utf-8")
+    xml = CYCLONE_LOOPBACK
     monkeypatch.setenv("CYCLONEDDS_URI", xml.as_uri())
     return 100 + os.getpid() % 50  # a domain of its own
 
