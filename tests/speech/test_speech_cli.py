@@ -76,3 +76,21 @@ def test_jsonl_keeps_the_raw_transcript_next_to_the_corrected_one(model_dir, tmp
         assert out["heard"] == "sit dawn" and out["corrected"] == corrected == out["text"]
         assert out["corrections"] == ([["dawn", "down"]] if not flags else [])
     assert made == [True, False]
+
+
+def test_heard_commands_pass_the_speech_gate_and_typed_ones_the_text_gate(tmp_path, capsys):
+    from shadow_edge.runtime.routing import ConfidenceGate, write_gate
+
+    strict = scripted_export(tmp_path / "model", "sit")
+    write_gate(strict, ConfidenceGate("min_prob", 0.0), {})
+    write_gate(strict, ConfidenceGate("min_margin", 1e9), {}, spoken=True)
+    speak(tmp_path, "sit down")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(
+        json.dumps({"wav": "sit_down__en-us__150.wav"}) + "\n" + json.dumps({"text": "sit down"}) + "\n"
+    )
+    assert main([str(strict), "--jsonl", str(jsonl), "--json", "--threads", "1"]) == 0
+    heard, typed = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (heard["program"], heard["route"], heard["accepted"]) == ("sit", "remote", False)
+    assert "speech" in heard["reason"]
+    assert (typed["route"], typed["accepted"]) == ("robot", True)
