@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from shadow_edge.runtime.commander import Commander, model_input
+from shadow_edge.runtime.commander import Commander
 from shadow_edge.runtime.session import physical_cores
 from shadow_edge.runtime.stats import summary
+from shadow_edge.runtime.text_input import model_input
 
 from .weight_traffic import WeightReadError, weight_traffic
 

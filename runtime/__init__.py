@@ -15,13 +15,14 @@ from .actions import (
     programs_equal,
     range_violations,
 )
-from .commander import Commander, CommandResult, ModelLoadError, model_input, sanitize
+from .commander import Commander, CommandResult, ModelLoadError
 from .constrained import TokenConstraint
 from .generate import GenerationError, GenerationResult, Generator
 from .grammar import ProgramGrammar, action_vocabulary, token_texts
 from .prompt import SYSTEM_PROMPT
 from .scoring import program_matches, score_programs
 from .session import SessionError, choose_providers, create_decoder_session, create_session
+from .text_input import model_input, sanitize
 
 __all__ = [
     "SYSTEM_PROMPT",

@@ -26,7 +26,6 @@ import inspect
 import logging
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +35,10 @@ from .actions import ROUTE_ROBOT, SPEC_PATH, ActionSpec, ProgramError, load_spec
 from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, Generator, TokenizerError
 from .grammar import ProgramGrammar
 from .manifest import Manifest, ManifestError, file_sha256, load_manifest
-from .normalize import normalize_numbers
 from .routing import ConfidenceGate, RoutingError, load_gate
 from .safety import ROUTE_REJECT, ROUTE_REMOTE, Plan, SafetyConfig, plan_program
 from .session import SessionError, create_decoder_session
+from .text_input import DEFAULT_MAX_CHARS, InputRefused, read_command
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,6 @@ log = logging.getLogger(__name__)
 CloudHook = Callable[..., "str | None"]
 
 DEFAULT_MIN_CONFIDENCE = 0.5
-DEFAULT_MAX_CHARS = 1000
-BINARY_FRACTION = 0.3  # more than this share of control/replacement characters: not text
-WHITESPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c")
 
 
 class ModelLoadError(RuntimeError):
@@ -108,53 +104,6 @@ class CommandResult:
         if self.error is not None:
             out["error"] = self.error
         return out
-
-
-class InputRefused(ValueError):
-    """The input is refused before the model runs; `reason` says why."""
-
-
-def sanitize(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, int]:
-    """The text the model gets and how many characters were removed; `InputRefused` for input that is not a
-    command (not text, empty, too long, binary)."""
-    if isinstance(text, bytes | bytearray):
-        text = bytes(text).decode("utf-8", errors="replace")
-    if not isinstance(text, str):
-        raise InputRefused(f"not text ({type(text).__name__})")
-    if len(text) > max_chars:
-        raise InputRefused(f"command too long ({len(text)} characters; at most {max_chars})")
-    bad = 0
-    chars = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if ch in WHITESPACE_CONTROLS:
-            chars.append(" ")
-        elif category in ("Cc", "Cf", "Cs", "Co", "Cn") or ch == "\ufffd":
-            bad += 1
-            chars.append(" ")
-        else:
-            chars.append(ch)
-    visible = sum(1 for ch in text if not ch.isspace())
-    if bad and bad > BINARY_FRACTION * max(visible, 1):
-        raise InputRefused(f"not text: {bad} of {len(text)} characters are control or undecodable bytes")
-    cleaned = " ".join("".join(chars).split())
-    if not cleaned:
-        raise InputRefused("empty command")
-    return cleaned, bad
-
-
-def model_input(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, int]:
-    """What the model reads for `text`: `sanitize`d, then spoken numbers as digits ("two metres" -> "2 metres", as
-    in training: the user's number reaches the program unchanged). Returns it with the count of removed characters;
-    raises `InputRefused` as `sanitize` does."""
-    _, model_text, removed = _read(text, max_chars)
-    return model_text, removed
-
-
-def _read(text: Any, max_chars: int) -> tuple[str, str, int]:
-    """The sanitised text (what a cloud model gets), what the model reads, and the removed-character count."""
-    cleaned, removed = sanitize(text, max_chars)
-    return cleaned, normalize_numbers(cleaned).text, removed
 
 
 class Commander:
@@ -275,7 +224,7 @@ class Commander:
         start = time.perf_counter()
         shown = _shown(text)
         try:
-            cleaned, model_text, removed = _read(text, self.max_chars)
+            cleaned, model_text, removed = read_command(text, self.max_chars)
         except InputRefused as refused:
             return self._result(start, shown, route=ROUTE_REJECT, reason=str(refused))
         try:
@@ -294,7 +243,7 @@ class Commander:
         todo: list[tuple[int, str, str, int]] = []
         for i, text in enumerate(texts):
             try:
-                todo.append((i, *_read(text, self.max_chars)))
+                todo.append((i, *read_command(text, self.max_chars)))
             except InputRefused as refused:
                 results[i] = self._result(start, _shown(text), route=ROUTE_REJECT, reason=str(refused))
         if todo:

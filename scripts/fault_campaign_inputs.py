@@ -7,8 +7,9 @@ import random
 from typing import Any
 
 from shadow_edge.runtime.actions import load_spec
-from shadow_edge.runtime.commander import CommandResult, InputRefused, sanitize
+from shadow_edge.runtime.commander import CommandResult
 from shadow_edge.runtime.safety import ROUTE_REJECT, plan_program
+from shadow_edge.runtime.text_input import InputRefused, sanitize
 from shadow_edge.tasks.robot_dog.generator import load_split
 
 INJECTIONS = [

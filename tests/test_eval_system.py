@@ -110,7 +110,8 @@ def test_edge_cloud_rows_score_the_clouds_program_and_split_the_latency(cache):
 
 def test_a_text_answer_leaves_the_edge_decision():
     assert (
-        system_report.decided_program({"program": "remote", "remote_answer": "Paris is in France."}) == "remote"
+        system_report.decided_program({"program": "remote", "remote_answer": "Paris is in France."})
+        == "remote"
     )
     assert system_report.decided_program({"program": "remote", "remote_answer": "reject"}) == "reject"
     assert system_report.decided_program({"program": "sit", "remote_answer": None}) == "sit"

@@ -18,19 +18,13 @@ from runtime_fakes import (
     write_export_dir,
 )
 from shadow_edge.runtime.actions import load_spec
-from shadow_edge.runtime.commander import (
-    DEFAULT_MAX_CHARS,
-    Commander,
-    CommandResult,
-    InputRefused,
-    ModelLoadError,
-    sanitize,
-)
+from shadow_edge.runtime.commander import Commander, CommandResult, ModelLoadError
 from shadow_edge.runtime.constrained import TokenConstraint
 from shadow_edge.runtime.generate import Generator
 from shadow_edge.runtime.grammar import ProgramGrammar, action_vocabulary
 from shadow_edge.runtime.manifest import CacheSpec
 from shadow_edge.runtime.safety import MotionSegment
+from shadow_edge.runtime.text_input import DEFAULT_MAX_CHARS, InputRefused, sanitize
 
 GRAMMAR = ProgramGrammar()
 TOKENIZER = tiny_tokenizer()
