@@ -12,8 +12,9 @@ coverage-against-accuracy plot (`routing_calibration.{json,png}` next to MODEL_D
 
 Speech has a gate of its own (`routing.json`'s `speech` entry; the runtime applies it to recognised text):
 
-    python scripts/make_asr_transcripts.py --split dev --out build/speech/dev_asr.jsonl
-    python scripts/calibrate_routing.py build/robot-dog --speech build/speech/dev_asr.jsonl
+    python scripts/calibrate_routing.py build/robot-dog --speech tasks/robot_dog/data/speech/dev_asr.jsonl
+
+(that file: `scripts/make_asr_transcripts.py --split dev --limit 0 --min-similarity 0`).
 """
 
 from __future__ import annotations

@@ -220,8 +220,8 @@ def held_back_commander_class():
     from shadow_edge.runtime.safety import ROUTE_REMOTE
 
     class HeldBack(Commander):
-        def _decide(self, start, text, cleaned, model_text, removed, generation):
-            result = super()._decide(start, text, cleaned, model_text, removed, generation)
+        def _decide(self, start, text, cleaned, model_text, removed, generation, spoken=False):
+            result = super()._decide(start, text, cleaned, model_text, removed, generation, spoken)
             if (
                 result.accepted
                 or result.route == ROUTE_REMOTE
@@ -232,7 +232,7 @@ def held_back_commander_class():
             common = {"confidence": result.confidence, "raw_program": result.raw_program,
                       "generation": generation, "model_text": result.model_text}  # fmt: skip
             why = f"held back on the edge ({result.reason})"
-            return self._to_cloud(start, text, cleaned, result.program, why, "", common)
+            return self._to_cloud(start, text, cleaned, result.program, why, "", common, spoken)
 
     return HeldBack
 

@@ -10,11 +10,13 @@ correction), and written with their gold programs as JSONL.
   training on it would teach the model to guess. So is one whose numbers (after the runtime's number
   normalisation) differ from the numbers said ("0.3 meters" heard as "1.3 meters"): the model must copy the
   numbers it reads, never learn to repair them.
-- `--split dev` writes `build/speech/dev_asr.jsonl`, every utterance kept (`--min-similarity 0`): the speech gate
-  is calibrated on it (`calibrate_routing.py --speech`).
+- `--split dev` with `--min-similarity 0` keeps every utterance: the speech gate is calibrated on it
+  (`calibrate_routing.py --speech`). The committed `tasks/robot_dog/data/speech/dev_asr.jsonl` was made so (seed 0,
+  every English dev command once).
 
     python scripts/make_asr_transcripts.py --limit 5000 --min-similarity 65
-    python scripts/make_asr_transcripts.py --split dev --limit 0 --min-similarity 0 --out build/speech/dev_asr.jsonl
+    python scripts/make_asr_transcripts.py --split dev --limit 0 --min-similarity 0 \
+        --out tasks/robot_dog/data/speech/dev_asr.jsonl
 
 Each line: `id` (of the train command), `text` (what the model reads: the corrected transcript), `heard` (the
 recogniser's own), `said` (the train text), `program`, `lang`, `kind`, `voice`, `speed`, `snr_db` (null: clean),

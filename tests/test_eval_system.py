@@ -123,3 +123,21 @@ def test_baseline_rows_from_figures_say_where_they_come_from():
     row = system_report.baseline_figures("lora")
     assert "not re-run" in row["info"]["source"] and 0.0 <= row["command_accuracy"]["text"]["overall"] <= 1.0
     assert "| lora | pytorch (figures" in system_report.markdown({"systems": {"lora": row}})
+
+
+@pytest.mark.parametrize("spoken", [False, True])
+def test_routing_by_agreement_sends_what_the_edge_refuses_to_the_cloud(tmp_path, spoken):
+    from runtime_fakes import scripted_export
+
+    spec = importlib.util.spec_from_file_location("eval_system", ROOT / "scripts" / "eval_system.py")
+    eval_system = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_system)
+    asked = []
+    held_back = eval_system.held_back_commander_class()(
+        scripted_export(tmp_path / "edge", "bark n=99"),  # out of range: the edge's safety layer refuses it
+        min_confidence=0.0,
+        cloud=lambda text: asked.append(text) or "sit",
+    )
+    result = held_back.run("bark ninety-nine times", spoken=spoken)
+    assert asked == ["bark ninety-nine times"]
+    assert (result.route, result.accepted, result.remote_answer) == ("robot", True, "sit")

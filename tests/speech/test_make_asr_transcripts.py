@@ -70,3 +70,12 @@ def test_the_committed_train_transcripts_keep_their_numbers():
 
     script = _script()
     assert all(script.numbers_kept(row) for row in asr_transcripts())
+
+
+def test_the_committed_dev_speech_is_every_english_dev_command_once():
+    from shadow_edge.tasks.robot_dog.splits import DATA_DIR
+
+    rows = [json.loads(line) for line in (DATA_DIR / "speech" / "dev_asr.jsonl").read_text().splitlines()]
+    dev = {r["text"]: r["program"] for r in load_split("dev") if r["lang"] == "en"}
+    assert sorted(r["said"] for r in rows) == sorted(dev)
+    assert all(dev[r["said"]] == r["program"] for r in rows)
