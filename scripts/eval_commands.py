@@ -101,22 +101,33 @@ def clean_answer(text: str) -> str:
     return text.strip().strip("`").strip().strip("\"'").rstrip(".").strip()
 
 
+def generation_options(name: str, tokenizer) -> dict:
+    """How `name` generates as deployed: the base with its few-shot prompt; the detached shadow with the action head
+    (the runtime cuts the LM head down to the tokens a program can use; its rows outside that vocabulary were never
+    trained)."""
+    if name == "base":
+        return {"system_prompt": FEW_SHOT_PROMPT}
+    if name == "shadow-detached":
+        from shadow_edge.runtime.grammar import action_vocabulary
+        from shadow_edge.tasks.robot_dog.task import end_of_turn_id
+
+        return {
+            "allowed_token_ids": action_vocabulary(tokenizer.backend_tokenizer, end_of_turn_id(tokenizer))
+        }
+    return {}
+
+
 def evaluate(name: str, examples: list[dict], args) -> dict:
     model, tokenizer, trainable = build_system(name, args)
     started = time.time()
     texts = [model_text(e["text"]) for e in examples]  # spoken numbers as digits, as on the robot
-    kwargs = {"system_prompt": FEW_SHOT_PROMPT} if name == "base" else {}
-    if name == "shadow-detached":
-        # the detached shadow is trained and deployed with the action head (the runtime cuts the LM head down to
-        # the tokens a program can use); its rows outside that vocabulary were never trained
-        from shadow_edge.runtime.grammar import action_vocabulary
-        from shadow_edge.tasks.robot_dog.task import end_of_turn_id
-
-        kwargs["allowed_token_ids"] = action_vocabulary(
-            tokenizer.backend_tokenizer, end_of_turn_id(tokenizer)
-        )
     predictions = generate_programs(
-        model, tokenizer, texts, batch_size=args.batch_size, progress=True, **kwargs
+        model,
+        tokenizer,
+        texts,
+        batch_size=args.batch_size,
+        progress=True,
+        **generation_options(name, tokenizer),
     )
     if name == "base":
         predictions = [clean_answer(p) for p in predictions]

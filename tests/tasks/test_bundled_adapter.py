@@ -103,7 +103,8 @@ def test_everyday_commands(system):
         json.loads(line) for line in EVERYDAY.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     model, tokenizer, _ = eval_commands.build_system(system, eval_commands.parse_args([]))
-    got = generate_programs(model, tokenizer, [model_text(e["text"]) for e in examples])
+    texts = [model_text(e["text"]) for e in examples]
+    got = generate_programs(model, tokenizer, texts, **eval_commands.generation_options(system, tokenizer))
     wrong = [
         (e["text"], e["program"], g)
         for e, g in zip(examples, got, strict=True)
