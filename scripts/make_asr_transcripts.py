@@ -4,7 +4,7 @@ of them with noise at 20 dB SNR), recognised by the shipped speech path (Silero 
 correction), and written with their gold programs as JSONL.
 
 - `--split train` (default) writes `tasks/robot_dog/data/train_asr.jsonl`: the model then learns the text a
-  recogniser really produces ("walk your tail", "tern left") rather than only the text people type. Only
+  recogniser really produces ("do my little jump", "order did wrong line") rather than only the text people type. Only
   train-split texts are spoken, so no validation, dev or test command leaks in. A transcript too far from what was
   said (rapidfuzz ratio below `--min-similarity`) is dropped: its gold program could not be read from it, and
   training on it would teach the model to guess. So is one whose numbers (after the runtime's number
