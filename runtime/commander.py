@@ -156,8 +156,7 @@ class Commander:
         ) as exc:
             raise ModelLoadError(str(exc)) from None
         self.manifest: Manifest | None = manifest
-        self._setup(generator, spec, gate, cloud, safety_config, max_chars, warmup)
-        self.speech_gate = speech_gate
+        self._setup(generator, spec, gate, speech_gate, cloud, safety_config, max_chars, warmup)
 
     @classmethod
     def from_generator(
@@ -173,9 +172,8 @@ class Commander:
         """A commander around an existing generator (tests, or a session built by hand)."""
         self = cls.__new__(cls)
         self.manifest = None
-        self._setup(
-            generator, load_spec(), _argument_gate(min_confidence), cloud, safety_config, max_chars, warmup
-        )
+        gate = _argument_gate(min_confidence)
+        self._setup(generator, load_spec(), gate, gate, cloud, safety_config, max_chars, warmup)
         return self
 
     def _setup(
@@ -183,6 +181,7 @@ class Commander:
         generator: Generator,
         spec: ActionSpec,
         gate: ConfidenceGate,
+        speech_gate: ConfidenceGate,
         cloud: CloudHook | None,
         safety_config: SafetyConfig | None,
         max_chars: int,
@@ -191,7 +190,7 @@ class Commander:
         self.generator = generator
         self.spec = spec
         self.gate = gate
-        self.speech_gate = gate  # Commander(model_dir) sets the export's own speech gate
+        self.speech_gate = speech_gate
         self.cloud = cloud
         self._cloud_takes_spoken = cloud is not None and _takes_spoken(cloud)
         self.safety_config = safety_config or SafetyConfig()
@@ -236,7 +235,7 @@ class Commander:
             )
         return self._decide(start, shown, cleaned, model_text, removed, generation, spoken)
 
-    def run_batch(self, texts: Sequence[Any], spoken: bool = False) -> list[CommandResult]:
+    def run_batch(self, texts: Sequence[Any]) -> list[CommandResult]:
         """`run` for several commands, decoded as one batch (evaluation throughput); latency is the batch's."""
         start = time.perf_counter()
         results: list[CommandResult | None] = [None] * len(texts)
@@ -262,9 +261,7 @@ class Commander:
                     )
                 return [r for r in results if r is not None]
             for (i, cleaned, model_text, removed), generation in zip(todo, generations, strict=True):
-                results[i] = self._decide(
-                    start, _shown(texts[i]), cleaned, model_text, removed, generation, spoken
-                )
+                results[i] = self._decide(start, _shown(texts[i]), cleaned, model_text, removed, generation)
         return [r for r in results if r is not None]
 
     def _generate(self, model_text: str) -> GenerationResult:

@@ -51,7 +51,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from shadow_edge.speech import AudioError, make_recognizer, read_wav
 from shadow_edge.speech.grammar import grammar_matcher, is_complete_command, normalize_words
-from shadow_edge.speech.vad import DEFAULT_HANGOVER_S, DEFAULT_PAD_S, FRAME, FRAME_S, Segmenter
+from shadow_edge.speech.vad import DEFAULT_HANGOVER_S, DEFAULT_PAD_S, FRAME, FRAME_S, Segmenter, same_speech
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,11 +228,7 @@ def stream_options(items: list[dict], args, engine: str, options: dict, commande
         for i in range(0, len(audio), FRAME):
             for seg in segmenter.feed(audio[i : i + FRAME]):
                 wait_ms = 1000 * (seg.emitted_s - seg.speech_end_s)  # the VAD's wait after the speech end
-                if (
-                    seg.kind == "end"
-                    and speculative is not None
-                    and np.array_equal(speculative[0], seg.samples)
-                ):
+                if seg.kind == "end" and speculative is not None and same_speech(speculative[0], seg):
                     t, model_ms, pause_ms = speculative[1:]  # decoded during speech: ready
                     final = (t, model_ms, wait_ms, max(wait_ms, pause_ms + t.asr_ms + model_ms))
                     speculative = None
@@ -241,7 +237,7 @@ def stream_options(items: list[dict], args, engine: str, options: dict, commande
                 decodes += 1
                 model_ms = commander.run(t.text, spoken=True).latency_ms if t.text else 0.0
                 if seg.kind == "pause":
-                    speculative = (seg.samples, t, model_ms, wait_ms)
+                    speculative = (seg, t, model_ms, wait_ms)
                     if early is None and is_complete_command(t.text, matcher):
                         early = (t, wait_ms + t.asr_ms + model_ms)
                 else:

@@ -34,7 +34,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, AudioError
 from .engine import import_optional
 from .recognizer import Recognizer, Transcript
-from .vad import DEFAULT_HANGOVER_S, FRAME, Segment, Segmenter
+from .vad import DEFAULT_HANGOVER_S, FRAME, Segment, Segmenter, same_speech
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class MicrophoneCapture:
         self, segment: Segment, speech_end_at: float, on_utterance: Callable[[Transcript, float], None]
     ) -> None:
         speculative, self._speculative = self._speculative, None
-        if segment.kind == "end" and speculative is not None and _same_speech(speculative[0], segment):
+        if segment.kind == "end" and speculative is not None and same_speech(speculative[0], segment):
             self.reused_decodes += 1  # nothing was said after the pause: its transcript is this utterance's
             on_utterance(speculative[1], speech_end_at)
             return
@@ -195,16 +195,6 @@ class MicrophoneCapture:
             except OSError as exc:  # the device is already gone
                 log.debug("closing the audio stream: %s", exc)
         self._audio.terminate()
-
-
-def _same_speech(paused: Segment, ended: Segment) -> bool:
-    """`ended` is the utterance `paused` was decoded from, with no speech after the pause."""
-    n = len(paused.samples)
-    return (
-        paused.speech_end_s == ended.speech_end_s
-        and len(ended.samples) >= n
-        and np.array_equal(paused.samples, ended.samples[:n])
-    )
 
 
 def _pyaudio() -> Any:

@@ -180,4 +180,15 @@ class Segmenter:
         return Segment(kind, samples, speech_end, self.position * FRAME_S)
 
 
-__all__ = ["FRAME", "Segment", "Segmenter", "SileroVad"]
+def same_speech(paused: Segment, ended: Segment) -> bool:
+    """`ended` is the utterance that `paused` was cut from, with no speech after the pause: it starts with exactly
+    `paused`'s samples and its speech ends where theirs did (it may carry more trailing quiet, up to `pad_s`)."""
+    n = len(paused.samples)
+    return (
+        paused.speech_end_s == ended.speech_end_s
+        and len(ended.samples) >= n
+        and np.array_equal(paused.samples, ended.samples[:n])
+    )
+
+
+__all__ = ["FRAME", "Segment", "Segmenter", "SileroVad", "same_speech"]

@@ -315,13 +315,16 @@ def write_export_dir(
     return directory
 
 
-def scripted_export(directory: Path, program: str, **extra: Any) -> Path:
-    """An export directory over the tiny tokenizer's action head whose decoder (a real onnxruntime graph) answers
-    every command with `program`; `extra` goes into the manifest."""
+def scripted_export(
+    directory: Path, program: str, *, action_head: bool = True, noise: float = 0.05, **extra: Any
+) -> Path:
+    """An export directory over the tiny tokenizer whose decoder (a real onnxruntime graph) answers every command
+    with `program`: over the action head, or with `action_head=False` over the full vocabulary (a chat model's
+    answer); `extra` goes into the manifest."""
     from shadow_edge.runtime.grammar import action_vocabulary
 
     tokenizer = tiny_tokenizer()
-    ids = action_vocabulary(tokenizer, EOS_ID)
+    ids = action_vocabulary(tokenizer, EOS_ID) if action_head else None
     script = [*tokenizer.encode(program, add_special_tokens=False).ids, EOS_ID]
     start = tokenizer.encode(SUFFIX, add_special_tokens=False).ids[-1]
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
@@ -329,7 +332,7 @@ def scripted_export(directory: Path, program: str, **extra: Any) -> Path:
         directory,
         tokenizer,
         ids,
-        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=0.05),
+        lambda path: bigram_decoder(path, vocab, ids, script, start_id=start, noise=noise),
         **extra,
     )
 

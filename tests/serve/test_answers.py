@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from runtime_fakes import EOS_ID, SUFFIX, bigram_decoder, tiny_tokenizer, write_export_dir
+from runtime_fakes import scripted_export, tiny_tokenizer
 from serve_support import cli_server, tiny_export, token_file
 from shadow_edge.runtime.commander import ModelLoadError
 from shadow_edge.runtime.manifest import MODES
@@ -17,16 +17,7 @@ ANSWER = "sit down and stand up"
 
 
 def chat_export(directory, answer=ANSWER):
-    ids = TOKENIZER.encode(answer, add_special_tokens=False).ids
-    start = TOKENIZER.encode(SUFFIX, add_special_tokens=False).ids[-1]
-    vocab = TOKENIZER.get_vocab_size(with_added_tokens=True)
-    return write_export_dir(
-        directory,
-        TOKENIZER,
-        None,
-        lambda path: bigram_decoder(path, vocab, None, [*ids, EOS_ID], start_id=start),
-        mode="chat",
-    )
+    return scripted_export(directory, answer, action_head=False, noise=0.0, mode="chat")
 
 
 def test_greedy_answer_until_end_of_turn(tmp_path):

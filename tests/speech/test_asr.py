@@ -125,3 +125,20 @@ def test_normalized_transcripts_compare_equal(a, b):
 def test_normalized_transcripts_keep_differences():
     assert normalize_words("walk two metres") != normalize_words("walk to metres")
     assert normalize_words("turn ninety degrees") != normalize_words("turn nineteen degrees")
+
+
+@pytest.mark.parametrize(
+    ("ended_samples", "ended_speech_end", "same"),
+    [
+        ([1.0, 2.0, 3.0], 0.5, True),  # the same utterance
+        ([1.0, 2.0, 3.0, 0.0, 0.0], 0.5, True),  # with more trailing quiet
+        ([1.0, 2.0, 3.0, 4.0], 0.6, False),  # speech went on after the pause
+        ([1.0, 2.0, 9.0, 0.0], 0.5, False),  # other samples
+        ([1.0, 2.0], 0.5, False),  # shorter
+    ],
+)
+def test_an_utterance_is_the_paused_one_only_without_more_speech(ended_samples, ended_speech_end, same):
+    from shadow_edge.speech.vad import Segment, same_speech
+
+    paused = Segment("pause", np.array([1.0, 2.0, 3.0]), 0.5, 0.6)
+    assert same_speech(paused, Segment("end", np.array(ended_samples), ended_speech_end, 0.9)) is same
