@@ -54,6 +54,9 @@ from shadow_edge.speech.grammar import grammar_matcher, is_complete_command, nor
 from shadow_edge.speech.vad import DEFAULT_HANGOVER_S, DEFAULT_PAD_S, FRAME, FRAME_S, Segmenter, same_speech
 from tqdm import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_speech_set import with_white_noise  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 EARLY_S = DEFAULT_PAD_S  # a pause as long as the VAD's pad: the utterance so far is then the same samples
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -71,10 +74,7 @@ DEFAULT_HANGOVERS = (0.15, 0.2, 0.3)
 def add_noise(src: Path, out: Path, snr_db: float, seed: int) -> None:
     with wave.open(str(src), "rb") as w:
         params, samples = w.getparams(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    x = samples.astype(np.float64)
-    speech = x[np.abs(x) > 0.01 * 32768] if np.any(np.abs(x) > 0.01 * 32768) else x
-    noise_rms = np.sqrt(np.mean(speech**2)) / 10 ** (snr_db / 20)
-    noisy = x + np.random.default_rng(seed).normal(0, noise_rms, len(x))
+    noisy = with_white_noise(samples, snr_db, seed, full_scale=32768)
     out.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(out), "wb") as w:
         w.setparams(params)

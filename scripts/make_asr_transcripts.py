@@ -43,7 +43,7 @@ from shadow_edge.tasks.robot_dog.task import model_text
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_speech_set import DEFAULT_VOICES, render_espeak  # noqa: E402
+from make_speech_set import DEFAULT_VOICES, render_espeak, with_white_noise  # noqa: E402
 
 log = logging.getLogger("make_asr_transcripts")
 REPO = Path(__file__).resolve().parents[1]
@@ -73,9 +73,7 @@ def _hear(job: tuple[dict, str, int, float | None, int, str]) -> dict | None:
         render_espeak(row["text"], voice, speed, wav, pad_s=0.3)
     samples = read_wav(wav).astype(np.float64)  # float in [-1, 1]
     if snr_db is not None:
-        loud = samples[np.abs(samples) > 0.01]
-        rms = np.sqrt(np.mean((loud if loud.size else samples) ** 2)) / 10 ** (snr_db / 20)
-        samples = samples + np.random.default_rng(seed).normal(0, rms, len(samples))
+        samples = with_white_noise(samples, snr_db, seed)
     heard = _recognizer.transcribe(np.clip(samples, -1.0, 1.0).astype(np.float32))
     if heard.status != "ok":
         return None

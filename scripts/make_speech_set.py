@@ -33,6 +33,8 @@ import sys
 import wave
 from pathlib import Path
 
+import numpy as np
+
 try:  # the task's split reader (splits.py; older trees: generator.py)
     from shadow_edge.tasks.robot_dog.splits import load_split
 except ImportError:
@@ -80,6 +82,15 @@ def render_espeak(text: str, voice: str, speed: int, out: Path, pad_s: float) ->
     if len(speech) <= 44:
         raise RuntimeError(f"espeak-ng produced no audio for {text!r} with voice {voice}")
     _sox_to_16k(["-t", "wav", "-"], speech, out, pad_s)
+
+
+def with_white_noise(samples: np.ndarray, snr_db: float, seed: int, full_scale: float = 1.0) -> np.ndarray:
+    """`samples` plus white noise at `snr_db` below the speech's RMS (the samples over 1% of `full_scale`; all of
+    them when none is), from a fixed seed; float64, not clipped."""
+    x = np.asarray(samples, dtype=np.float64)
+    loud = x[np.abs(x) > 0.01 * full_scale]
+    rms = np.sqrt(np.mean((loud if loud.size else x) ** 2)) / 10 ** (snr_db / 20)
+    return x + np.random.default_rng(seed).normal(0, rms, len(x))
 
 
 def wav_seconds(path: Path) -> float:
