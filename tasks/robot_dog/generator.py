@@ -43,6 +43,7 @@ from types import ModuleType
 from shadow_edge.runtime.actions import canonicalize, format_number, load_spec
 
 from . import numbers, phrases_en, phrases_zh
+from .phrases_train_only import TRAIN_ONLY
 from .splits import DATA_DIR, LANGS, SPLITS, load_split  # noqa: F401  (load_split: the split reader, re-exported)
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,15 @@ def split_pool(items: Sequence, side: Side) -> list[tuple[int, object]]:
 class _Draw:
     """The random choices for one example, recording which partitioned frames it used."""
 
-    def __init__(self, rng: random.Random, lang: str, side: Side) -> None:
+    def __init__(self, rng: random.Random, lang: str, side: Side, train_only_frames: bool = False) -> None:
         self.rng, self.lang, self.side = rng, lang, side
+        self.train_only = TRAIN_ONLY[lang] if train_only_frames and side == "train" else {}
         self.p = PHRASES[lang]
         self.frames: list[str] = []
 
     def frame(self, pool_name: str, items: Sequence | None = None) -> str:
         pool = split_pool(items if items is not None else getattr(self.p, pool_name), self.side)
+        pool += [(f"t{j}", x) for j, x in enumerate(self.train_only.get(pool_name, ()))]
         if not pool:
             raise ValueError(f"empty {self.side} side of frame pool {pool_name}")
         i, item = self.rng.choice(pool)
@@ -319,7 +322,13 @@ def _make_one(kind: str, d: _Draw, next_command: Callable[[], str]) -> dict:
 
 
 def _generate_split(
-    split: str, seed: int, seen: dict[str, str], n_per_lang: int, side: Side, extra: Sequence[dict] = ()
+    split: str,
+    seed: int,
+    seen: dict[str, str],
+    n_per_lang: int,
+    side: Side,
+    extra: Sequence[dict] = (),
+    train_only_frames: bool = False,
 ) -> list[dict]:
     rng = random.Random(f"{seed}:{split}")
     examples = list(extra)
@@ -334,7 +343,7 @@ def _generate_split(
 
         for kind in _kinds(n_per_lang):
             for _attempt in range(200):
-                ex = _make_one(kind, _Draw(rng, lang, side), next_command)
+                ex = _make_one(kind, _Draw(rng, lang, side, train_only_frames), next_command)
                 key = _norm_key(ex["text"])
                 if key in seen:
                     if seen[key] != ex["program"]:
@@ -396,10 +405,12 @@ def _vocabulary_examples(seed: int, seen: dict[str, str]) -> list[dict]:
 
 
 def draw_more_training(seed: int, reserved: Sequence[dict], n_per_lang: int = SIZES["train"]) -> list[dict]:
-    """More training examples from the train-side frames, drawn under another seed. No text of `reserved` (the
-    test and validation splits) is ever drawn, so training on these keeps both splits clean."""
+    """More training examples from the train-side frames and the train-only ones (`phrases_train_only`), drawn under
+    another seed. No text of `reserved` (the test and validation splits) is ever drawn, so training on these keeps
+    both splits clean. (The packaged train split does not use the train-only frames: the recognised train commands
+    of `train_asr.jsonl` are tied to its texts.)"""
     seen = {_norm_key(ex["text"]): ex["program"] for ex in reserved}
-    return _generate_split(f"train-seed{seed}", seed, seen, n_per_lang, "train")
+    return _generate_split(f"train-seed{seed}", seed, seen, n_per_lang, "train", train_only_frames=True)
 
 
 def phrasing_pools() -> dict[str, list[str]]:
@@ -415,8 +426,20 @@ def phrasing_pools() -> dict[str, list[str]]:
 
 
 def check_pools() -> None:
-    """Raise if a frame sits on two sides of its pool, or a side is empty."""
-    for name, items in phrasing_pools().items():
+    """Raise if a frame sits on two sides of its pool, a side is empty, or a train-only frame (`phrases_train_only`)
+    names no pool or repeats one of its pool's frames (it would put a dev or test frame into training)."""
+    pools = phrasing_pools()
+    for lang, extras in TRAIN_ONLY.items():
+        for pool_name, extra in extras.items():
+            if f"{pool_name}.{lang}" not in pools:
+                raise AssertionError(f"train-only frames for unknown pool {pool_name!r} ({lang})")
+            taken = {_norm_key(x) for x in pools[f"{pool_name}.{lang}"]}
+            repeated = sorted(x for x in extra if _norm_key(x) in taken)
+            if repeated or len({_norm_key(x) for x in extra}) != len(extra):
+                raise AssertionError(
+                    f"train-only {pool_name} ({lang}) repeats frames: {repeated or 'its own'}"
+                )
+    for name, items in pools.items():
         sides = {side: {x for _, x in split_pool(items, side)} for side in SIDES}
         if not all(sides.values()):
             raise AssertionError(f"pool {name} has an empty side")

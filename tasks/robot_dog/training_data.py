@@ -4,7 +4,7 @@ under other seeds, train commands as a speech recogniser heard them (`train_asr.
 
 People pile courtesy onto a command ("sit down, please, thank you", "hey buddy, okay, sit"); a model that has only
 seen one opener or closer at a time reads the second one as another step. `PolitenessStacker` adds a second
-train-side opener or closer (never a test-side frame) to a fraction of the examples each time they are drawn; the
+train-side or train-only opener or closer (never a test-side frame) to a fraction of the examples each time they are drawn; the
 program is unchanged, because courtesy never changes what the dog does.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import phrases_en, phrases_zh
 from .generator import draw_more_training, split_pool
+from .phrases_train_only import TRAIN_ONLY
 from .splits import DATA_DIR, SPLITS, load_split
 
 ASR_TRANSCRIPTS = "train_asr.jsonl"
@@ -37,6 +38,20 @@ _ZH_VOCATIVES = (
     "狗子",
     "好了",
     "哎你",
+    *(
+        "嘿狗狗",
+        "小狗乖",
+        "宝宝",
+        "乖宝",
+        "小宝贝",
+        "狗宝宝",
+        "机器人",
+        "小机器人",
+        "阿黄",
+        "大黄",
+        "小花",
+        "毛毛",
+    ),
 )
 _EN_END = re.compile(r"[.!?,]+$")
 _ZH_END = re.compile(r"[。！？，!?]+$")
@@ -101,10 +116,11 @@ class PolitenessStacker:
             raise ValueError(f"rate must be in [0, 1], got {rate}")
         self.rate = rate
         self.rng = random.Random(f"{seed}:politeness")
-        self.en_openers = [o for o in _train_side(phrases_en.OPENERS) if o.endswith(",")]
-        self.en_closers = _train_side(phrases_en.CLOSERS)
-        self.zh_openers = [o for o in _train_side(phrases_zh.OPENERS) if o in _ZH_VOCATIVES]
-        self.zh_closers = _train_side(phrases_zh.CLOSERS)
+        en, zh = TRAIN_ONLY["en"], TRAIN_ONLY["zh"]
+        self.en_openers = [o for o in _train_side(phrases_en.OPENERS) + en["OPENERS"] if o.endswith(",")]
+        self.en_closers = _train_side(phrases_en.CLOSERS) + en["CLOSERS"]
+        self.zh_openers = [o for o in _train_side(phrases_zh.OPENERS) + zh["OPENERS"] if o in _ZH_VOCATIVES]
+        self.zh_closers = _train_side(phrases_zh.CLOSERS) + zh["CLOSERS"]
 
     def __call__(self, example: dict) -> str:
         text = example["text"]

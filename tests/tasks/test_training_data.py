@@ -9,6 +9,7 @@ import re
 import pytest
 from shadow_edge.tasks.robot_dog import generator, phrases_en, phrases_zh
 from shadow_edge.tasks.robot_dog.generator import _norm_key, split_pool
+from shadow_edge.tasks.robot_dog.phrases_train_only import TRAIN_ONLY
 from shadow_edge.tasks.robot_dog.training_data import (
     ASR_TRANSCRIPTS,
     PolitenessStacker,
@@ -41,6 +42,27 @@ def test_extra_draws_add_new_texts_and_never_a_reserved_one(packaged, with_extra
     assert not test_templates & {ex["template"] for ex in extra}
 
 
+def test_extra_draws_use_train_only_frames_and_the_packaged_splits_do_not(packaged, with_extra_draws):
+    train_only = re.compile(r"(OPENERS|CLOSERS|reject\.\w+)t\d+")
+    extra = with_extra_draws[len(packaged["train"]) :]
+    used = [ex for ex in extra if train_only.search(ex["template"])]
+    assert len(used) > 0.1 * len(extra)
+    assert {ex["lang"] for ex in used} == {"en", "zh"}
+    assert any(ex["program"] == "reject" for ex in used)
+    assert not any(train_only.search(ex["template"]) for split in packaged.values() for ex in split)
+
+
+def test_train_only_frames_repeating_a_pool_frame_are_refused(monkeypatch):
+    test_closer = split_pool(phrases_en.CLOSERS, "test")[0][1]
+    monkeypatch.setitem(TRAIN_ONLY["en"], "CLOSERS", [*TRAIN_ONLY["en"]["CLOSERS"], test_closer.upper()])
+    with pytest.raises(AssertionError, match="repeats"):
+        generator.check_pools()
+    monkeypatch.undo()
+    monkeypatch.setitem(TRAIN_ONLY["en"], "NO_SUCH_POOL", ["hi"])
+    with pytest.raises(AssertionError, match="unknown pool"):
+        generator.check_pools()
+
+
 def test_extra_draws_are_deterministic():
     assert training_examples((2,))[-5:] == training_examples((2,))[-5:]
 
@@ -64,14 +86,15 @@ def test_stacking_keeps_the_command_and_its_style(example, pattern):
 
 def test_stacking_uses_train_side_frames_only():
     stack = PolitenessStacker(1.0, seed=0)
-    for used, pool in (
-        (stack.en_openers, phrases_en.OPENERS),
-        (stack.en_closers, phrases_en.CLOSERS),
-        (stack.zh_openers, phrases_zh.OPENERS),
-        (stack.zh_closers, phrases_zh.CLOSERS),
+    for used, pool, lang, name in (
+        (stack.en_openers, phrases_en.OPENERS, "en", "OPENERS"),
+        (stack.en_closers, phrases_en.CLOSERS, "en", "CLOSERS"),
+        (stack.zh_openers, phrases_zh.OPENERS, "zh", "OPENERS"),
+        (stack.zh_closers, phrases_zh.CLOSERS, "zh", "CLOSERS"),
     ):
         assert used
-        assert set(used) <= {x for _, x in split_pool(pool, "train")}
+        assert set(used) <= {x for _, x in split_pool(pool, "train")} | set(TRAIN_ONLY[lang][name])
+        assert set(used) & set(TRAIN_ONLY[lang][name])
 
 
 def test_rate_zero_is_identity_and_bad_rates_are_refused():
