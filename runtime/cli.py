@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="give the model the recogniser's transcript as heard, without snapping misheard words next to "
         "command words to the command vocabulary ('sit dawn' -> 'sit down')",
     )
+    parser.add_argument(
+        "--no-asr-alternatives",
+        action="store_true",
+        help="use only the recogniser's best transcript; by default, when the model is unsure of its program, the "
+        "recogniser's next-best transcripts are tried and the first program that passes the speech gate is used",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON objects instead of text")
     parser.add_argument(
         "--provider",
@@ -141,6 +147,7 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
         if heard is not None:
             out.update(heard=heard.heard or heard.text, corrected=heard.text, asr_engine=heard.engine)
             out.update(corrections=[list(c) for c in heard.corrections], timings_ms=timings)
+            out.update(alternatives=list(heard.alternatives))
         rest = {k: v for k, v in (extra or {}).items() if k != "text"}
         if rest:  # the input line's other fields (id, reference program, ...), kept apart from the result's
             out["input"] = rest
@@ -153,6 +160,11 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
     verdict = "accepted" if result.accepted else "not executed"
     program = result.program or "-"
     print(f"{program}\t[{result.route}, {verdict}] {result.reason} ({result.latency_ms:.1f} ms)", flush=True)
+
+
+def _alternatives(heard: Any, args: argparse.Namespace) -> tuple[str, ...]:
+    """The recogniser's next-best transcripts of a spoken command (none for typed text or when turned off)."""
+    return () if heard is None or args.no_asr_alternatives else heard.alternatives
 
 
 def _open_jsonl(path: str) -> Any:
@@ -264,11 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if line_text is None:
                         print(json.dumps(item, ensure_ascii=False), flush=True)
                         continue
-                    _print_result(
-                        commander.run(line_text, spoken=line_heard is not None), args.json, item, line_heard
+                    result = commander.run(
+                        line_text, spoken=line_heard is not None, alternatives=_alternatives(line_heard, args)
                     )
+                    _print_result(result, args.json, item, line_heard)
         elif text is not None:
-            _print_result(commander.run(text, spoken=heard is not None), args.json, heard=heard)
+            result = commander.run(text, spoken=heard is not None, alternatives=_alternatives(heard, args))
+            _print_result(result, args.json, heard=heard)
         else:
             for line in sys.stdin:
                 if line.strip():

@@ -10,6 +10,11 @@ always parses), and decides what happens to it:
 - `reject`: the model refused the request, or the input itself was refused (empty, too long, binary), or the model
   failed (`error` set). Nothing is executed.
 
+Speech: `run(text, spoken=True)` gates a recogniser's transcript with the export's speech gate. When that gate
+holds back a program the safety layer would execute, the recogniser's next-best transcripts (`alternatives`) are
+read too, and `runtime.alternatives.pick_alternative` may choose one to execute instead (`alternative` says which,
+`text` is that transcript); otherwise the first transcript's result stands (the cloud gets the first transcript).
+
 Spoken numbers are written as digits before the model reads the text (`runtime.normalize`, as in training), and
 `model_text` shows it. Input sanitation (no silent changes to meaning): text over `max_chars` is refused ("command too long"), not cut;
 control and invisible format characters are replaced by spaces and whitespace collapsed, and the result says so in
@@ -27,11 +32,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .actions import ROUTE_ROBOT, SPEC_PATH, ActionSpec, ProgramError, load_spec, parse_program
+from .alternatives import MAX_ALTERNATIVES, Reading, pick_alternative
 from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, Generator, TokenizerError
 from .grammar import ProgramGrammar
 from .manifest import Manifest, ManifestError, file_sha256, load_manifest
@@ -68,6 +74,9 @@ class CommandResult:
         None  # what the model was given, when sanitation or number normalisation changed it
     )
     raw_program: str = ""  # the program as the model wrote it
+    alternative: int | None = (
+        None  # the recogniser's n-th next-best transcript gave this result (1: the second)
+    )
     remote_answer: str | None = None
     error: str | None = None  # set when the model failed: nothing was executed
     generation: GenerationResult | None = field(default=None, repr=False)
@@ -103,6 +112,8 @@ class CommandResult:
             }
         if self.error is not None:
             out["error"] = self.error
+        if self.alternative is not None:
+            out["alternative"] = self.alternative
         return out
 
 
@@ -217,9 +228,10 @@ class Commander:
 
     # -- one command -------------------------------------------------------------------------------------------------
 
-    def run(self, text: Any, spoken: bool = False) -> CommandResult:
+    def run(self, text: Any, spoken: bool = False, alternatives: Sequence[Any] = ()) -> CommandResult:
         """Decide what to do with one command; never raises for any input (a refusal says why). `spoken`: the text
-        is a speech recogniser's transcript, gated by the speech gate."""
+        is a speech recogniser's transcript, gated by the speech gate; `alternatives`: the recogniser's next-best
+        transcripts, tried when the first one's program is held back (module docstring)."""
         start = time.perf_counter()
         shown = _shown(text)
         try:
@@ -233,7 +245,49 @@ class Commander:
             return self._result(
                 start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=_describe(exc)
             )
+        if spoken and alternatives:
+            chosen = self._alternative(start, generation, alternatives)
+            if chosen is not None:
+                return chosen
         return self._decide(start, shown, cleaned, model_text, removed, generation, spoken)
+
+    def _alternative(
+        self, start: float, generation: GenerationResult, alternatives: Sequence[Any]
+    ) -> CommandResult | None:
+        """The result of the next-best transcript that `pick_alternative` chooses, when the first is held back."""
+        first = self._reading(generation)
+        if not first.executable or self.speech_gate.passes(generation):
+            return None  # nothing to replace: spare the decodes
+        decoded: list[tuple[Any, tuple[str, str, int], GenerationResult | None]] = []
+        for text in alternatives[:MAX_ALTERNATIVES]:
+            try:
+                read = read_command(text, self.max_chars)
+                decoded.append((text, read, self._generate(read[1])))
+            except InputRefused:
+                decoded.append((text, ("", "", 0), None))
+            except Exception as exc:  # as in run(): this alternative is not used
+                log.error(
+                    "decoding an alternative failed: %s", exc, exc_info=not isinstance(exc, GenerationError)
+                )
+                decoded.append((text, ("", "", 0), None))
+        generations = [generation, *(g for _, _, g in decoded)]
+        number = pick_alternative(
+            first,
+            [self._reading(g) for g in generations[1:]],
+            lambda i: generations[i] is not None and self.speech_gate.passes(generations[i]),
+        )
+        if number is None:
+            return None
+        text, (cleaned, model_text, removed), chosen = decoded[number - 1]
+        result = self._decide(start, _shown(text), cleaned, model_text, removed, chosen, spoken=True)
+        why = f"{result.reason}; the first transcript was held back: executed next-best transcript #{number}"
+        return replace(result, alternative=number, reason=why)
+
+    def _reading(self, generation: GenerationResult | None) -> Reading:
+        if generation is None or not generation.complete:
+            return Reading("", False)
+        plan = plan_program(generation.text, self.spec, self.safety_config)
+        return Reading(plan.program, plan.route == ROUTE_ROBOT and plan.accepted)
 
     def run_batch(self, texts: Sequence[Any]) -> list[CommandResult]:
         """`run` for several commands, decoded as one batch (evaluation throughput); latency is the batch's."""

@@ -12,7 +12,9 @@ Per variant (engine and options, `VARIANTS`) and condition (clean, noisy, human)
 - transcripts: exact rate and WER (comparison form `speech.grammar.normalize_words`; rapidfuzz word edit distance);
 - programs, through the same code as `shadow-run MODEL_DIR --jsonl` (`Commander.run`), from the raw transcript and
   from the transcript after command-vocabulary correction (`speech.correct`), side by side: exact program (the
-  reference program of the command) and executed-wrong (accepted by the safety layer but not the reference);
+  reference program of the command) and executed-wrong (accepted by the safety layer but not the reference); and
+  from the corrected transcript alone against the shipped path, which also gives the Commander the recogniser's
+  next-best transcripts (`runtime.alternatives`), with how often one of those was executed;
 - the split of speech end -> first motion message: VAD (the hangover the segmenter waits, plus the VAD's compute
   for those frames), ASR, model, node (the node's logic, `shadow_dog.logic.DogNodeLogic` with in-memory outputs,
   from the model's answer to its first motion message), and the total.
@@ -106,10 +108,12 @@ class NodeTimer:
         self.outputs = MemoryOutputs(time.monotonic)
         self.node = DogNodeLogic(self.outputs, commander, NodeConfig(go2_sport_output=True))
 
-    def node_ms(self, text: str, asr_ms: float) -> float | None:
+    def node_ms(self, text: str, asr_ms: float, alternatives: tuple[str, ...] = ()) -> float | None:
         """The node's own time (model answer -> first motion message) for `text`; None when nothing moved."""
         before = len(self.outputs.of("program"))
-        self.node.submit_speech(text, speech_end_at=time.monotonic() - asr_ms / 1000.0, asr_ms=asr_ms)
+        self.node.submit_speech(
+            text, speech_end_at=time.monotonic() - asr_ms / 1000.0, asr_ms=asr_ms, alternatives=alternatives
+        )
         while self.node.process_next():
             pass
         self.node.stop("benchmark: next command")  # each command starts from rest
@@ -120,7 +124,7 @@ class NodeTimer:
         return None
 
 
-def run_program(commander, text: str, reference: str) -> dict[str, Any]:
+def run_program(commander, text: str, reference: str, alternatives: tuple[str, ...] = ()) -> dict[str, Any]:
     if not text:  # nothing heard: refused before the model, nothing moves
         return {
             "predicted": None,
@@ -128,11 +132,13 @@ def run_program(commander, text: str, reference: str) -> dict[str, Any]:
             "model_ms": 0.0,
             "exact": False,
             "executed_wrong": False,
+            "alternative": None,
         }
-    result = commander.run(text, spoken=True)  # a transcript: the speech gate
+    result = commander.run(text, spoken=True, alternatives=alternatives)  # a transcript: the speech gate
     exact = result.program == reference
     return {"predicted": result.program, "accepted": bool(result.accepted), "model_ms": result.latency_ms,
-            "exact": exact, "executed_wrong": bool(result.accepted) and not exact}  # fmt: skip
+            "exact": exact, "executed_wrong": bool(result.accepted) and not exact,
+            "alternative": result.alternative}  # fmt: skip
 
 
 def run_variant(
@@ -155,8 +161,11 @@ def run_variant(
         if commander is not None:
             row["raw"] = run_program(commander, t.heard, item["program"])
             same = t.text == t.heard
-            row["fixed"] = row["raw"] if same else run_program(commander, t.text, item["program"])
-            row["node_ms"] = node.node_ms(t.text, t.asr_ms) if node is not None and t.text else None
+            row["first"] = row["raw"] if same else run_program(commander, t.text, item["program"])
+            row["fixed"] = run_program(commander, t.text, item["program"], t.alternatives)  # as shipped
+            row["alternatives"] = list(t.alternatives)
+            moved = node is not None and t.text
+            row["node_ms"] = node.node_ms(t.text, t.asr_ms, t.alternatives) if moved else None
         out.append(row)
     return out
 
@@ -181,10 +190,11 @@ def summarize(rows: list[dict], hangover_s: float) -> dict[str, Any]:
     }
     if not any("raw" in r for r in rows):
         return summary
-    for key in ("raw", "fixed"):
-        label = "" if key == "fixed" else "_without_correction"
+    for key, label in (("raw", "_without_correction"), ("first", "_best_transcript_only"), ("fixed", "")):
         summary["exact_program" + label] = _rate(rows, lambda r, k=key: r.get(k, {}).get("exact"))
         summary["executed_wrong" + label] = _rate(rows, lambda r, k=key: r.get(k, {}).get("executed_wrong"))
+        summary["executed" + label] = _rate(rows, lambda r, k=key: r.get(k, {}).get("accepted"))
+    summary["executed_next_best"] = _rate(rows, lambda r: r.get("fixed", {}).get("alternative"))
     hangover_frames = round(hangover_s / FRAME_S)
     vad = [1000 * hangover_s + hangover_frames * r["vad_frame_ms"] for r in rows if "vad_frame_ms" in r]
     model = [r["fixed"]["model_ms"] for r in rows if "fixed" in r and r["fixed"]["predicted"] is not None]
@@ -235,7 +245,11 @@ def stream_options(items: list[dict], args, engine: str, options: dict, commande
                     continue
                 t = recognizer.transcribe(seg.samples, trim=False)
                 decodes += 1
-                model_ms = commander.run(t.text, spoken=True).latency_ms if t.text else 0.0
+                model_ms = (
+                    commander.run(t.text, spoken=True, alternatives=t.alternatives).latency_ms
+                    if t.text
+                    else 0.0
+                )
                 if seg.kind == "pause":
                     speculative = (seg, t, model_ms, wait_ms)
                     if early is None and is_complete_command(t.text, matcher):
@@ -277,7 +291,9 @@ def stream_options(items: list[dict], args, engine: str, options: dict, commande
 
 def print_tables(report: dict[str, Any]) -> None:
     cols = ["exact_transcript", "wer", "exact_program_without_correction", "exact_program",
-            "executed_wrong_without_correction", "executed_wrong", "corrected_transcripts"]  # fmt: skip
+            "executed_wrong_without_correction", "executed_wrong", "corrected_transcripts",
+            "executed_best_transcript_only", "executed_wrong_best_transcript_only", "executed",
+            "executed_next_best"]  # fmt: skip
     print("| variant | condition | n | " + " | ".join(cols) + " |")
     print("|" + "---|" * (len(cols) + 3))
     for name, v in report["variants"].items():

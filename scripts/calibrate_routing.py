@@ -24,10 +24,12 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from shadow_edge.runtime.commander import Commander, ModelLoadError
+from shadow_edge.runtime.alternatives import MAX_ALTERNATIVES, Reading, pick_alternative
+from shadow_edge.runtime.commander import Commander, CommandResult, ModelLoadError
 from shadow_edge.runtime.routing import SIGNALS, ConfidenceGate, RoutingError, load_gate, write_gate
 from shadow_edge.runtime.scoring import program_matches
 from shadow_edge.runtime.stats import strided
@@ -67,49 +69,81 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _speech_rows(path: Path) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"text": r["text"], "program": r["program"], "lang": r["lang"]} for r in rows]
+    keys = ("text", "program", "lang", "alternatives")
+    return [{k: r[k] for k in keys if k in r} for r in rows]
+
+
+def _reading(result: CommandResult, gold: str, gate: ConfidenceGate | None) -> dict:
+    """Could it move the robot (accepted robot program), is it right, and each signal's value; with `gate`, whether
+    that gate lets it through (`ConfidenceGate.passes`, the Commander's own check)."""
+    generation = result.generation
+    reading = {
+        "program": result.program,
+        "movable": bool(result.accepted),
+        "right": program_matches(result.program, gold),
+        "min_prob": generation.confidence if generation else 0.0,
+        "min_margin": generation.min_margin if generation else 0.0,
+    }
+    if gate is not None:
+        reading["gate_passes"] = generation is not None and gate.passes(generation)
+    return reading
 
 
 def decode(
     model_dir: Path, examples: list[dict], batch_size: int, gate: ConfidenceGate | None = None
 ) -> list[dict]:
-    """Per command: could it move the robot (accepted robot program), is it right, and each signal's value; with
-    `gate`, whether that gate lets it through (`ConfidenceGate.passes`, the Commander's own check)."""
+    """Per command, `_reading` of its text, its language, and for recognised speech with next-best transcripts
+    (`alternatives`) the readings of those too (`readings`, the first included)."""
     commander = Commander(model_dir, min_confidence=0.0)
+    texts = [(i, 0, ex["text"]) for i, ex in enumerate(examples)]
+    texts += [
+        (i, n, alt)
+        for i, ex in enumerate(examples)
+        for n, alt in enumerate(ex.get("alternatives", ())[:MAX_ALTERNATIVES], start=1)
+    ]
+    readings: dict[int, dict[int, dict]] = {}
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        for (i, n, _), result in zip(chunk, commander.run_batch([t for _, _, t in chunk]), strict=True):
+            readings.setdefault(i, {})[n] = _reading(result, examples[i]["program"], gate)
     rows = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        for ex, result in zip(chunk, commander.run_batch([e["text"] for e in chunk]), strict=True):
-            generation = result.generation
-            row = {
-                "lang": ex["lang"],
-                "movable": bool(result.accepted),
-                "right": program_matches(result.program, ex["program"]),
-                "min_prob": generation.confidence if generation else 0.0,
-                "min_margin": generation.min_margin if generation else 0.0,
-            }
-            if gate is not None:
-                row["gate_passes"] = generation is not None and gate.passes(generation)
-            rows.append(row)
+    for i, ex in enumerate(examples):
+        row = {"lang": ex["lang"], **readings[i][0]}
+        if len(readings[i]) > 1:
+            row["readings"] = [readings[i][n] for n in sorted(readings[i])]
+        rows.append(row)
     return rows
+
+
+def executed(row: dict, passes: Callable[[dict], bool]) -> tuple[bool, bool]:
+    """(executed, right) for one command, as the Commander decides it: the first reading if it is movable and
+    `passes`, else the next-best transcript that `pick_alternative` chooses (recognised speech)."""
+    if row["movable"] and passes(row):
+        return True, row["right"]
+    readings = row.get("readings")
+    if not readings:
+        return False, False
+    first, *rest = (Reading(r["program"], r["movable"]) for r in readings)
+    number = pick_alternative(first, rest, lambda i: passes(readings[i]))
+    return (True, readings[number]["right"]) if number is not None else (False, False)
 
 
 def curve(rows: list[dict], signal: str) -> list[dict]:
     """Coverage (share of all commands executed) and executed-wrong / accuracy at every distinct threshold."""
     n = len(rows)
-    movable = [r for r in rows if r["movable"]]
-    values = sorted({min(r[signal], 1e6) for r in movable})
+    values = sorted({min(r[signal], 1e6) for row in rows for r in row.get("readings", [row]) if r["movable"]})
     points = []
     for t in [0.0, *values]:
-        executed = [r for r in movable if min(r[signal], 1e6) >= t]
-        wrong = sum(not r["right"] for r in executed)
+        outcomes = [executed(row, lambda r, t=t: min(r[signal], 1e6) >= t) for row in rows]
+        moved = sum(done for done, _ in outcomes)
+        wrong = sum(done and not right for done, right in outcomes)
         points.append(
             {
                 "threshold": t,
-                "coverage": len(executed) / n,
-                "executed_right": (len(executed) - wrong) / n,
+                "coverage": moved / n,
+                "executed_right": (moved - wrong) / n,
                 "executed_wrong": wrong / n,
-                "accuracy_of_executed": (len(executed) - wrong) / len(executed) if executed else 1.0,
+                "accuracy_of_executed": (moved - wrong) / moved if moved else 1.0,
             }
         )
     return points
@@ -147,14 +181,17 @@ def evaluate(args: argparse.Namespace, rows: list[dict], gate: ConfidenceGate) -
     report = {"split": args.split, "commands": len(rows), "gate": gate.to_json()}
     for lang in ("all", "en", "zh"):
         subset = [r for r in rows if lang == "all" or r["lang"] == lang]
-        executed = [r for r in subset if r["movable"] and r["gate_passes"]]
-        wrong = sum(not r["right"] for r in executed)
+        if not subset:  # recognised speech is English only
+            continue
+        outcomes = [(r, *executed(r, lambda reading: reading["gate_passes"])) for r in subset]
+        n = len(subset)
         report[lang] = {
-            "n": len(subset),
-            "right": sum(r["right"] for r in subset) / len(subset),
-            "executed": len(executed) / len(subset),
-            "executed_wrong": wrong / len(subset),
-            "gated_away": sum(r["movable"] and r not in executed for r in subset) / len(subset),
+            "n": n,
+            "right": sum(r["right"] for r in subset) / n,
+            "executed": sum(done for _, done, _ in outcomes) / n,
+            "executed_wrong": sum(done and not right for _, done, right in outcomes) / n,
+            "gated_away": sum(r["movable"] and not done for r, done, _ in outcomes) / n,
+            "executed_next_best": sum(done and not r["gate_passes"] for r, done, _ in outcomes) / n,
         }
         print(
             f"{lang:4s} n={len(subset):5d}  exact {100 * report[lang]['right']:5.1f}%  executed "

@@ -147,6 +147,7 @@ def speech_rows(args) -> list[dict[str, Any]]:
         # on the robot the audio is in memory when speech ends: VAD and recognition only
         transcript = recognizer.transcribe(samples)
         row["heard"], row["vad_ms"], row["asr_ms"] = transcript.text, transcript.vad_ms, transcript.asr_ms
+        row["alternatives"] = list(transcript.alternatives)
     log.info("recognised %d spoken commands with %s", len(spoken), recognizer.describe())
     return spoken + typed
 
@@ -353,7 +354,12 @@ def drive_node(args, commander, info: dict[str, Any], exchanges, server_pid: int
                 node.submit_text(row["text"])
             else:
                 front_ms = row["vad_ms"] + row["asr_ms"]
-                node.submit_speech(row["heard"], speech_end_at=now - front_ms / 1000.0, asr_ms=front_ms)
+                node.submit_speech(
+                    row["heard"],
+                    speech_end_at=now - front_ms / 1000.0,
+                    asr_ms=front_ms,
+                    alternatives=tuple(row.get("alternatives", ())),
+                )
             while node.process_next():
                 pass
             node.stop("evaluation: next command")  # the next command starts from rest

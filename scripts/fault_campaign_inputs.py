@@ -4,6 +4,7 @@ stand-in model that answers fuzzed programs after the real input sanitiser."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from shadow_edge.runtime.actions import load_spec
@@ -144,7 +145,8 @@ class FuzzedModel:
     def info(self) -> dict[str, Any]:
         return {"model_dir": "fuzzed", "providers": [], "mode": "fuzz", "precision": "none"}
 
-    def run(self, text: Any) -> CommandResult:
+    def run(self, text: Any, spoken: bool = False, alternatives: Sequence[Any] = ()) -> CommandResult:
+        """As `Commander.run` (the node passes `spoken` and `alternatives`; a fuzzed program ignores both)."""
         try:
             sanitize(text)
         except InputRefused as refused:

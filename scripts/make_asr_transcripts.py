@@ -20,7 +20,8 @@ correction), and written with their gold programs as JSONL.
 
 Each line: `id` (of the train command), `text` (what the model reads: the corrected transcript), `heard` (the
 recogniser's own), `said` (the train text), `program`, `lang`, `kind`, `voice`, `speed`, `snr_db` (null: clean),
-`similarity`. Deterministic for the same arguments; WAVs are cached under `build/speech/asr-train`.
+`similarity`, `alternatives` (the recogniser's next-best transcripts, corrected like `text`: the speech gate is
+calibrated with them, as the runtime uses them). Deterministic for the same arguments; WAVs are cached under `build/speech/asr-train`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def _hear(job: tuple[dict, str, int, float | None, int, str]) -> dict | None:
         "speed": speed,
         "snr_db": snr_db,
         "similarity": round(fuzz.ratio(_normalized(heard.text), _normalized(row["text"])), 1),
+        "alternatives": list(heard.alternatives),
     }
 
 

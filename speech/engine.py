@@ -26,6 +26,7 @@ class Hypothesis:
     no_speech_prob: float | None = None
     avg_logprob: float | None = None
     window_s: float | None = None  # Whisper: the encoder's window
+    alternatives: tuple[str, ...] = ()  # the engine's next-best texts, best first (Whisper's other beams)
 
 
 class Engine(Protocol):

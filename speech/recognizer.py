@@ -33,7 +33,7 @@ from .audio import (
     read_wav,
     resample,
 )
-from .engine import Engine, EngineError
+from .engine import Engine, EngineError, Hypothesis
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Transcript:
     window_s: float | None = None
     heard: str = ""
     corrections: tuple[tuple[str, str], ...] = ()
+    alternatives: tuple[str, ...] = ()  # the engine's next-best texts, corrected like `text`, best first
 
     @property
     def total_ms(self) -> float:
@@ -159,7 +160,14 @@ class Recognizer:
             hyp.window_s,
             heard,
             corrected.changes if corrected is not None else (),
+            self._alternatives(hyp, corrected.text if corrected is not None else heard),
         )
+
+    def _alternatives(self, hyp: Hypothesis, text: str) -> tuple[str, ...]:
+        if hyp.status != "ok" or not text:
+            return ()
+        fixed = (self.corrector.correct(t).text if self.corrector is not None else t for t in hyp.alternatives)
+        return tuple(dict.fromkeys(t for t in fixed if t and t != text))
 
 
 def make_recognizer(engine: str = DEFAULT_ENGINE, **options: Any) -> Recognizer:

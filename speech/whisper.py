@@ -14,6 +14,9 @@ this CPU (scripts/bench_speech.py):
 - one greedy-or-beam pass without timestamps, no temperature fallback, at most `max_new_tokens` tokens: a
   command is one short sentence.
 
+The beam's other finished hypotheses (`n_best`, at most `beam_size`) come back as `Hypothesis.alternatives`: when
+the model is unsure of the best transcript, the runtime tries them (`Commander.run(..., alternatives=...)`).
+
 The prompt (`grammar.vocabulary_prompt`) lists the command words and typical phrasings. Whisper's own no-speech
 rule is kept: no-speech probability above `no_speech_threshold` with an average log-probability below
 `logprob_threshold` is "not understood", not text.
@@ -105,9 +108,12 @@ class WhisperEngine:
         logprob_threshold: float = -1.0,
         stock: bool = False,
         timestamps: bool = False,
+        n_best: int = 5,
     ) -> None:
-        if beam_size < 1 or max_new_tokens < 1:
-            raise ValueError(f"beam_size and max_new_tokens must be >= 1, got {beam_size}, {max_new_tokens}")
+        if beam_size < 1 or max_new_tokens < 1 or n_best < 1:
+            raise ValueError(
+                f"beam_size, max_new_tokens and n_best must be >= 1, got {beam_size}, {max_new_tokens}, {n_best}"
+            )
         window_seconds(1.0, window_s)  # validates
         fw = import_optional("faster_whisper")
         tokenizer_module = import_optional("faster_whisper.tokenizer")
@@ -140,6 +146,7 @@ class WhisperEngine:
         self.beam_size, self.window_s, self.max_new_tokens = beam_size, window_s, max_new_tokens
         self.fit_margin_s, self.no_repeat_ngram_size = fit_margin_s, no_repeat_ngram_size
         self.stock, self.timestamps = stock, timestamps
+        self.n_best = min(n_best, beam_size)
         self.language = language if multilingual else "en"
         self.no_speech_threshold, self.logprob_threshold = no_speech_threshold, logprob_threshold
         self.prompt = vocabulary_prompt() if prompt is None else prompt
@@ -170,6 +177,7 @@ class WhisperEngine:
                 encoded,
                 [self._prompt_tokens],
                 beam_size=self.beam_size,
+                num_hypotheses=self.n_best,
                 max_length=len(self._prompt_tokens) + self.max_new_tokens,
                 return_scores=True,
                 return_no_speech_prob=True,
@@ -177,15 +185,19 @@ class WhisperEngine:
                 suppress_tokens=self._suppress,
                 no_repeat_ngram_size=self.no_repeat_ngram_size,
             )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        text = drop_repeats(" ".join(self._tokenizer.decode(tokens).split()))
+        text, *others = [self._text(ids) for ids in result.sequences_ids]
         avg_logprob = float(result.scores[0]) if result.scores else None
         no_speech = float(result.no_speech_prob)
         quiet = no_speech > self.no_speech_threshold and (avg_logprob or 0.0) < self.logprob_threshold
         if quiet or not text:
             log.debug("whisper: no speech (p=%.2f, logprob %s, text %r)", no_speech, avg_logprob, text)
             return Hypothesis("", "not understood", no_speech, avg_logprob, float(seconds))
-        return Hypothesis(text, "ok", no_speech, avg_logprob, float(seconds))
+        alternatives = tuple(dict.fromkeys(t for t in others if t and t != text))
+        return Hypothesis(text, "ok", no_speech, avg_logprob, float(seconds), alternatives)
+
+    def _text(self, ids: list[int]) -> str:
+        tokens = [t for t in ids if t < self._tokenizer.eot]
+        return drop_repeats(" ".join(self._tokenizer.decode(tokens).split()))
 
     def _decode_stock(self, audio: np.ndarray) -> Hypothesis:
         """faster-whisper's own `transcribe` (30 s window, temperature fallback): the reference for the benchmark."""

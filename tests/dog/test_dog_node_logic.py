@@ -223,7 +223,7 @@ def test_a_program_decoded_across_a_stop_is_never_executed():
     commander, _ = make_commander()
 
     class StopDuringDecode:
-        def run(self, text, spoken=False):
+        def run(self, text, spoken=False, alternatives=()):
             node_box["node"].stop("stop topic")  # arrives from another thread while the model runs
             return commander.run(text, spoken)
 
@@ -308,7 +308,7 @@ def test_a_commander_that_raises_halts_the_robot():
         def __init__(self):
             self.calls = 0
 
-        def run(self, text, spoken=False):
+        def run(self, text, spoken=False, alternatives=()):
             self.calls += 1
             if self.calls > 1:
                 raise RuntimeError("boom")

@@ -48,6 +48,18 @@ def test_every_engine_recognises_commands(recognizer, wavs):
         assert 0 < h.speech_s < h.audio_s  # the VAD trimmed the padding
 
 
+def test_whisper_gives_distinct_next_best_transcripts(wavs):
+    five, one = make_recognizer("whisper"), make_recognizer("whisper", n_best=1)
+    with_alternatives = 0
+    for path in wavs.values():
+        heard = five.transcribe(read_wav(path))
+        assert len(heard.alternatives) <= 4 and heard.text not in heard.alternatives
+        assert len(set(heard.alternatives)) == len(heard.alternatives) and all(heard.alternatives)
+        with_alternatives += bool(heard.alternatives)
+        assert one.transcribe(read_wav(path)).alternatives == ()
+    assert with_alternatives >= 3  # a beam of 5 nearly always ends with more than one transcript
+
+
 def test_no_speech_is_no_text(recognizer):
     for audio in (silence(1.0), noise(1.5, level=0.02)):
         transcript = recognizer.transcribe(audio)

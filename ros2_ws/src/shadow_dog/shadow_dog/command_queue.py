@@ -29,6 +29,7 @@ class PendingCommand:
     epoch: int
     speech_end_at: float | None = None  # speech: when the utterance ended
     asr_ms: float | None = None  # speech: recognition time
+    alternatives: tuple[str, ...] = ()  # speech: the recogniser's next-best transcripts
 
 
 class CommandQueue:

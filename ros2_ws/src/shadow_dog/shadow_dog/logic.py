@@ -112,8 +112,9 @@ class DogNodeLogic:
         source: str = "text",
         speech_end_at: float | None = None,
         asr_ms: float | None = None,
+        alternatives: tuple[str, ...] = (),
     ) -> None:
-        """A command as text. Stop phrases halt here, at once; everything else waits for the model (bounded)."""
+        """A command as text (`alternatives`: a recogniser's next-best transcripts of it). Stop phrases halt here, at once; everything else waits for the model (bounded)."""
         self._observe("command", text)
         now = self.clock()
         seq = next(self._seq)
@@ -135,7 +136,7 @@ class DogNodeLogic:
             if self.worker_dead:  # nothing would ever decode it: refuse now, not never
                 self._publish_refusal(seq, text, source, f"{self.model_error}: nothing executed", now)
                 return
-            pending = PendingCommand(seq, text, source, now, self.epoch, speech_end_at, asr_ms)
+            pending = PendingCommand(seq, text, source, now, self.epoch, speech_end_at, asr_ms, alternatives)
             dropped = self.queue.push(pending)
             for old in dropped:
                 self.counts["dropped"] += 1
@@ -149,16 +150,25 @@ class DogNodeLogic:
                 )
 
     def submit_speech(
-        self, text: str, *, speech_end_at: float, asr_ms: float, source: str = "speech"
+        self,
+        text: str,
+        *,
+        speech_end_at: float,
+        asr_ms: float,
+        source: str = "speech",
+        alternatives: tuple[str, ...] = (),
     ) -> None:
-        """Recognised speech: published on ~/heard, then handled as a command."""
+        """Recognised speech: published on ~/heard, then handled as a command; the recogniser's next-best
+        transcripts are tried when the speech gate holds the first one back (`Commander.run`)."""
         self.outputs.heard(text)
         self.asr_latency.add(asr_ms)
         if not text.strip():
             now = self.clock()
             self._publish_refusal(next(self._seq), text, source, "nothing recognised in the audio", now)
             return
-        self.submit_text(text, source=source, speech_end_at=speech_end_at, asr_ms=asr_ms)
+        self.submit_text(
+            text, source=source, speech_end_at=speech_end_at, asr_ms=asr_ms, alternatives=alternatives
+        )
 
     def refuse_input(self, what: str, reason: str, source: str) -> None:
         """Input a transport or the speech front end could not read (bad message, bad audio): log and report."""
@@ -248,7 +258,9 @@ class DogNodeLogic:
                 self._refuse_pending(pending, reason, self.clock())
             return True
         try:
-            result = self.commander.run(pending.text, spoken=pending.source != "text")
+            result = self.commander.run(
+                pending.text, spoken=pending.source != "text", alternatives=pending.alternatives
+            )
         except (
             Exception
         ) as exc:  # the Commander never raises by contract; a broken one must not move the robot

@@ -109,7 +109,11 @@ class SpeechFrontEnd:
             return
         _log_correction(transcript)
         self.logic.submit_speech(
-            transcript.text, speech_end_at=speech_end_at, asr_ms=transcript.total_ms, source="speech"
+            transcript.text,
+            speech_end_at=speech_end_at,
+            asr_ms=transcript.total_ms,
+            source="speech",
+            alternatives=transcript.alternatives,
         )
 
     def _on_capture_error(self, message: str) -> None:
@@ -163,6 +167,7 @@ class SpeechFrontEnd:
             speech_end_at=speech_end,
             asr_ms=(time.perf_counter() - start) * 1000.0,
             source="wav",
+            alternatives=transcript.alternatives,
         )
 
     def _watch_dir(self) -> None:
