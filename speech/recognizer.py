@@ -166,7 +166,9 @@ class Recognizer:
     def _alternatives(self, hyp: Hypothesis, text: str) -> tuple[str, ...]:
         if hyp.status != "ok" or not text:
             return ()
-        fixed = (self.corrector.correct(t).text if self.corrector is not None else t for t in hyp.alternatives)
+        fixed = (
+            self.corrector.correct(t).text if self.corrector is not None else t for t in hyp.alternatives
+        )
         return tuple(dict.fromkeys(t for t in fixed if t and t != text))
 
 

@@ -26,7 +26,9 @@ def row(*readings):
 SURE_RIGHT = row(reading("sit", True, 0.99))
 UNSURE_AGREED = row(reading("sit", True, 0.6), reading("sit", True, 0.95), reading("sit", True, 0.7))
 UNSURE_SPLIT = row(reading("sit", False, 0.6), reading("bark", True, 0.95), reading("dance", False, 0.97))
-AGREED_WRONG = row(reading("lie_down", False, 0.5), reading("lie_down", False, 0.9), reading("lie_down", False, 0.8))
+AGREED_WRONG = row(
+    reading("lie_down", False, 0.5), reading("lie_down", False, 0.9), reading("lie_down", False, 0.8)
+)
 
 
 @pytest.mark.parametrize(
