@@ -22,9 +22,9 @@ def generator_factory(job: ModeJob, stage: GraphStage):
     special, prompt = job.context.special_tokens, job.context.prompt
     grammar = job.task_checks.grammar()
 
-    def generator(session: Any, head_ids: list[int] | None, head_size: int):
+    def generator(session: Any, head_ids: list[int] | None, head_size: int, rows_independent: bool = True):
         return make_generator(session, job.rt_tokenizer, stage.caches, head_ids, head_size, special.eos,
-                              special.pad, prompt.prefix, prompt.suffix, grammar)  # fmt: skip
+                              special.pad, prompt.prefix, prompt.suffix, grammar, rows_independent)  # fmt: skip
 
     return generator
 

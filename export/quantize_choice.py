@@ -46,6 +46,7 @@ def measure_attempt(
         generate_programs,
         program_agreement,
     )
+    from shadow_edge.runtime.generate import rows_interact
     from shadow_edge.runtime.session import create_session
 
     options, precision = job.options, job.precision
@@ -54,7 +55,9 @@ def measure_attempt(
     if programs is None:
         return QuantizeAttempt(int8_method, quantize, size_check)
     session = create_session(path, providers="cpu", threads=options.threads)
-    generator = programs.generator(session, stage.head_token_ids, stage.head_size)
+    # measured as the device runs it: one command at a time where the quantized graph's batch rows interact
+    rows_independent = not rows_interact(quantize)
+    generator = programs.generator(session, stage.head_token_ids, stage.head_size, rows_independent)
     outputs = generate_programs(generator, programs.texts, f"{precision} onnx")
     accuracy = job.task_checks.score(outputs, programs.examples)
     fp32 = programs.accuracy["fp32"]

@@ -66,8 +66,10 @@ def make_generator(
     prefix: str,
     suffix: str,
     grammar: ProgramGrammar | None = None,
+    rows_independent: bool = True,
 ) -> Generator:
-    """A runtime generator over `session`, built the way `Generator.from_manifest` builds it on the device."""
+    """A runtime generator over `session`, built the way `Generator.from_manifest` builds it on the device
+    (`rows_independent`: False for a graph whose batch rows interact, see `runtime.generate.rows_interact`)."""
     constraint = TokenConstraint.for_head(
         grammar or ProgramGrammar(), tokenizer, eos_id, head_token_ids, head_size
     )
@@ -82,6 +84,7 @@ def make_generator(
         pad_id=pad_id,
         io_binding=False,
         max_new_tokens=MAX_NEW_TOKENS,
+        rows_independent=rows_independent,
     )
 
 

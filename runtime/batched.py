@@ -448,7 +448,9 @@ class BatchingCommander(Commander):
     ) -> None:
         kwargs["io_binding"] = False
         super().__init__(model_dir, **kwargs)
-        self.batcher = BatchedDecoder(self.generator, max_batch, max_queue, on_step)
+        self.batcher = BatchedDecoder(
+            self.generator, _batch_limit(self.generator, max_batch), max_queue, on_step
+        )
 
     @classmethod
     def from_generator(  # type: ignore[override]
@@ -461,7 +463,7 @@ class BatchingCommander(Commander):
         **kwargs: Any,
     ) -> BatchingCommander:
         self = super().from_generator(generator, **kwargs)
-        self.batcher = BatchedDecoder(generator, max_batch, max_queue, on_step)
+        self.batcher = BatchedDecoder(generator, _batch_limit(generator, max_batch), max_queue, on_step)
         return self
 
     def _generate(self, model_text: str) -> GenerationResult:
@@ -472,3 +474,16 @@ class BatchingCommander(Commander):
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _batch_limit(generator: Generator, max_batch: int) -> int:
+    """`max_batch`, or 1 for a graph whose batch rows interact (dynamic INT8): a command's program must not depend
+    on which other commands were decoded with it."""
+    if max_batch > 1 and not generator.rows_independent:
+        log.warning(
+            "this export's batch rows interact (dynamic INT8 activations): decoding one command at a time instead "
+            "of batches of %d; export with --int8-method nbits to batch",
+            max_batch,
+        )
+        return 1
+    return max_batch

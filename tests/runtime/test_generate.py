@@ -26,6 +26,7 @@ from shadow_edge.runtime.generate import (
     GenerationError,
     Generator,
     greedy_choice,
+    rows_interact,
 )
 from shadow_edge.runtime.grammar import ProgramGrammar, action_vocabulary
 from shadow_edge.runtime.manifest import CacheSpec
@@ -153,6 +154,41 @@ def test_batch_equals_one_at_a_time(head):
         single = generator.generate(text)
         assert (result.text, result.stop_reason) == (single.text, single.stop_reason)
         assert result.token_logprobs == pytest.approx(single.token_logprobs, abs=1e-6)
+
+
+class BatchSizes(ScriptedSession):
+    """Records the batch size of every decoder call."""
+
+    def run(self, output_names, feed):
+        self.sizes = [*getattr(self, "sizes", []), feed["input_ids"].shape[0]]
+        return super().run(output_names, feed)
+
+
+def test_a_graph_whose_rows_interact_decodes_a_batch_one_command_at_a_time():
+    session = BatchSizes(TOKENIZER, ANSWERS, head_token_ids=HEADS["action"])
+    generator = make_generator(session, "action", rows_independent=False)
+    texts = [*ANSWERS, "something unknown"]
+    session.sizes = []
+    batch = generator.generate_batch(texts)
+    assert set(session.sizes) == {1}
+    assert [r.text for r in batch] == [generator.generate(t).text for t in texts]
+    session.sizes = []
+    make_generator(session, "action").generate_batch(texts)
+    assert max(session.sizes) == len(texts)
+
+
+@pytest.mark.parametrize(
+    ("quantization", "interact"),
+    [
+        (None, False),
+        ({"precision": "fp32"}, False),
+        ({"precision": "int8", "method": "dynamic INT8 (DynamicQuantizeLinear + MatMulInteger)"}, True),
+        ({"precision": "int8", "method": "weight-only INT8 (MatMulNBits, symmetric, blockwise)"}, False),
+        ({"precision": "int4", "method": "weight-only INT4 (MatMulNBits)"}, False),
+    ],
+)
+def test_rows_interact_only_under_dynamic_int8(quantization, interact):
+    assert rows_interact(quantization) is interact
 
 
 def test_max_new_tokens_stops_an_unfinished_program():

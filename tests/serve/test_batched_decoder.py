@@ -231,6 +231,18 @@ def test_batching_commander_gives_the_commander_results():
         assert got == want
 
 
+def test_a_graph_whose_rows_interact_is_never_batched():
+    session = ScriptedSession(TOKENIZER, ANSWERS, head_token_ids=ACTION_IDS)
+    generator = make_generator(session)
+    generator.rows_independent = False  # as Generator.from_manifest sets it for a dynamic INT8 export
+    commander = BatchingCommander.from_generator(generator, max_batch=4)
+    try:
+        assert commander.batcher.max_batch == 1 and commander.info()["max_batch"] == 1
+        assert commander.run(TEXTS[0]).program == Commander.from_generator(generator).run(TEXTS[0]).program
+    finally:
+        commander.close()
+
+
 def test_batching_commander_on_an_onnx_export_with_a_cache_dependent_decoder(tmp_path):
     """A real onnxruntime session whose logits depend on the whole masked cache: left padding and merged rows must
     give the programs of one command at a time."""
