@@ -12,7 +12,8 @@ always parses), and decides what happens to it:
 
 Speech: `run(text, spoken=True)` gates a recogniser's transcript with the export's speech gate. When that gate
 holds back a program the safety layer would execute, the recogniser's next-best transcripts (`alternatives`) are
-read too, and `runtime.alternatives.pick_alternative` may choose one to execute instead (`alternative` says which,
+read too (where the speech gate was calibrated so: `next_best` in routing.json), and
+`runtime.alternatives.pick_alternative` may choose one to execute instead (`alternative` says which,
 `text` is that transcript); otherwise the first transcript's result stands (the cloud gets the first transcript).
 
 Spoken numbers are written as digits before the model reads the text (`runtime.normalize`, as in training), and
@@ -245,7 +246,7 @@ class Commander:
             return self._result(
                 start, shown, route=ROUTE_REJECT, reason="model error: nothing executed", error=_describe(exc)
             )
-        if spoken and alternatives:
+        if spoken and alternatives and self.speech_gate.next_best:
             chosen = self._alternative(start, generation, alternatives)
             if chosen is not None:
                 return chosen
@@ -489,7 +490,8 @@ def _takes_spoken(hook: Any) -> bool:
 def _argument_gate(min_confidence: float) -> ConfidenceGate:
     if not 0.0 <= min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-    return ConfidenceGate("min_prob", float(min_confidence), "argument")
+    # a threshold set by hand: next-best transcripts may be used (they execute only what passes that same gate)
+    return ConfidenceGate("min_prob", float(min_confidence), "argument", next_best=True)
 
 
 def _describe(exc: Exception) -> str:

@@ -11,6 +11,9 @@ gate (`min_prob` 0.5).
 Speech is gated on its own: a recogniser's transcript is wrong more often than typed text, and the model is then
 sure of the wrong program more often, so `routing.json` may hold a `speech` gate, calibrated on recognised
 utterances of the dev split (`calibrate_routing.py --speech FILE`). Where it has none, speech uses the text gate.
+A speech gate says whether it was chosen with the recogniser's next-best transcripts in play (`next_best`, see
+`runtime.alternatives`): the Commander uses them only then, because the rule executes more programs than the best
+transcript alone would, and the calibration keeps it only where that pays at its executed-wrong target.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class ConfidenceGate:
     signal: str = DEFAULT_SIGNAL
     threshold: float = DEFAULT_THRESHOLD
     source: str = "default"  # "default", "argument" or the routing.json path
+    next_best: bool = False  # speech: calibrated with next-best transcripts, so the Commander may use them
 
     def __post_init__(self) -> None:
         if self.signal not in SIGNALS:
@@ -48,6 +52,8 @@ class ConfidenceGate:
             raise RoutingError(f"a min_prob threshold must be in [0, 1], got {self.threshold}")
         if self.signal == "min_margin" and self.threshold < 0.0:
             raise RoutingError(f"a min_margin threshold must be >= 0, got {self.threshold}")
+        if not isinstance(self.next_best, bool):
+            raise RoutingError(f"next_best must be true or false, got {self.next_best!r}")
 
     def score(self, generation: GenerationResult) -> float:
         return generation.confidence if self.signal == "min_prob" else generation.min_margin
@@ -74,7 +80,12 @@ def load_gate(model_dir: str | Path, spoken: bool = False) -> ConfidenceGate:
             raw, where = raw["speech"], f"{path}#speech"
         else:
             where = str(path)
-        return ConfidenceGate(signal=raw["signal"], threshold=float(raw["threshold"]), source=where)
+        return ConfidenceGate(
+            signal=raw["signal"],
+            threshold=float(raw["threshold"]),
+            source=where,
+            next_best=raw.get("next_best", False),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RoutingError(f"{path}: not a routing calibration ({type(exc).__name__}: {exc})") from None
 
@@ -87,6 +98,8 @@ def write_gate(
     path = Path(model_dir) / ROUTING_FILE
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     entry = {"signal": gate.signal, "threshold": gate.threshold, **report}
+    if spoken:
+        entry["next_best"] = gate.next_best
     if spoken:
         if "signal" not in old:
             raise RoutingError(f"{path}: calibrate the text gate before the speech gate")

@@ -115,6 +115,20 @@ def decode(
     return rows
 
 
+def _best_only(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "readings"}
+
+
+def _choose_gate(rows: list[dict], target: float) -> tuple[dict[str, list[dict]], dict[str, dict], dict]:
+    """Per signal its curve and its best point under `target`; and the best of those (with its signal)."""
+    curves = {signal: curve(rows, signal) for signal in SIGNALS}
+    chosen = {signal: choose(points, target) for signal, points in curves.items()}
+    best_signal = max(
+        SIGNALS, key=lambda s: (chosen[s]["executed_wrong"] <= target, chosen[s]["executed_right"])
+    )
+    return curves, chosen, {"signal": best_signal, **chosen[best_signal]}
+
+
 def executed(row: dict, passes: Callable[[dict], bool]) -> tuple[bool, bool]:
     """(executed, right) for one command, as the Commander decides it: the first reading if it is movable and
     `passes`, else the next-best transcript that `pick_alternative` chooses (recognised speech)."""
@@ -180,7 +194,7 @@ def evaluate(args: argparse.Namespace, rows: list[dict], gate: ConfidenceGate) -
     language."""
     report = {"split": args.split, "commands": len(rows), "gate": gate.to_json()}
     for lang in ("all", "en", "zh"):
-        subset = [r for r in rows if lang == "all" or r["lang"] == lang]
+        subset = [r if gate.next_best else _best_only(r) for r in rows if lang == "all" or r["lang"] == lang]
         if not subset:  # recognised speech is English only
             continue
         outcomes = [(r, *executed(r, lambda reading: reading["gate_passes"])) for r in subset]
@@ -230,25 +244,40 @@ def main(argv=None) -> int:
         return 2
     if gate is not None:
         return evaluate(args, rows, gate)
-    curves = {signal: curve(rows, signal) for signal in SIGNALS}
-    chosen = {signal: choose(points, args.target_wrong) for signal, points in curves.items()}
-    best_signal = max(
-        SIGNALS, key=lambda s: (chosen[s]["executed_wrong"] <= args.target_wrong, chosen[s]["executed_right"])
+    # recognised speech with next-best transcripts: the gate with them in play, and with the best transcript alone
+    variants = {False: [_best_only(r) for r in rows]}
+    if any("readings" in r for r in rows):
+        variants[True] = rows
+    options = {next_best: _choose_gate(rows_, args.target_wrong) for next_best, rows_ in variants.items()}
+    next_best = max(
+        options,
+        key=lambda nb: (
+            options[nb][2]["executed_wrong"] <= args.target_wrong,
+            options[nb][2]["executed_right"],
+            not nb,
+        ),
     )
-    best = chosen[best_signal]
+    curves, chosen, best = options[next_best]
+    best_signal = best["signal"]
     threshold = best["threshold"]
     if best_signal == "min_prob":
         threshold = min(1.0, threshold)
-    gate = ConfidenceGate(best_signal, float(threshold), "calibration")
+    gate = ConfidenceGate(best_signal, float(threshold), "calibration", next_best=next_best)
     report = {
         "split": args.split,
         "commands": len(rows),
         "target_executed_wrong": args.target_wrong,
-        "chosen": {"signal": best_signal, **best},
+        "chosen": best,
         "per_signal": chosen,
         "open_gate": curves[best_signal][0],
         "right_overall": float(np.mean([r["right"] for r in rows])),
     }
+    if len(options) > 1:
+        report["next_best_transcripts"] = {
+            "used": next_best,
+            "with": options[True][2],
+            "best_transcript_only": options[False][2],
+        }
     try:
         path = write_gate(
             args.model_dir, gate, {k: v for k, v in report.items() if k != "per_signal"}, spoken
@@ -269,6 +298,13 @@ def main(argv=None) -> int:
         )
     o = curves[best_signal][0]
     print(f"open gate: coverage {100 * o['coverage']:.1f}%, executed wrong {100 * o['executed_wrong']:.2f}%")
+    if len(options) > 1:
+        for nb, label in ((True, "with next-best transcripts"), (False, "best transcript only")):
+            c = options[nb][2]
+            print(
+                f"{label:27s} {c['signal']} >= {c['threshold']:.3f}: executed right {100 * c['executed_right']:5.1f}%"
+                f", wrong {100 * c['executed_wrong']:4.2f}%{'  <- chosen' if nb == next_best else ''}"
+            )
     print(f"chosen{' (speech)' if spoken else ''}: {best_signal} >= {threshold:.3f} -> {path}")
     return 0 if math.isfinite(threshold) else 1
 

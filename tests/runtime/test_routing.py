@@ -76,6 +76,9 @@ def test_speech_gate_round_trip_and_fallback(tmp_path):
     write_gate(tmp_path, ConfidenceGate("min_prob", 0.8), {"split": "dev"})
     assert load_gate(tmp_path).threshold == 0.8
     assert load_gate(tmp_path, spoken=True).threshold == 4.5
+    assert not load_gate(tmp_path, spoken=True).next_best  # a gate chosen without next-best transcripts
+    write_gate(tmp_path, ConfidenceGate("min_prob", 0.99, next_best=True), {}, spoken=True)
+    assert load_gate(tmp_path, spoken=True).next_best and not load_gate(tmp_path).next_best
 
 
 def test_a_speech_gate_needs_a_text_gate_first(tmp_path):
@@ -84,7 +87,15 @@ def test_a_speech_gate_needs_a_text_gate_first(tmp_path):
     assert not (tmp_path / ROUTING_FILE).exists()
 
 
-@pytest.mark.parametrize("speech", ['"loud"', '{"signal": "min_margin"}', '{"signal": "x", "threshold": 1}'])
+@pytest.mark.parametrize(
+    "speech",
+    [
+        '"loud"',
+        '{"signal": "min_margin"}',
+        '{"signal": "x", "threshold": 1}',
+        '{"signal": "min_prob", "threshold": 0.9, "next_best": "yes"}',
+    ],
+)
 def test_broken_speech_gates_are_refused(tmp_path, speech):
     (tmp_path / ROUTING_FILE).write_text(f'{{"signal": "min_prob", "threshold": 0.5, "speech": {speech}}}')
     assert load_gate(tmp_path).threshold == 0.5
@@ -105,3 +116,20 @@ def test_the_commander_gates_speech_with_the_speech_gate(tmp_path):
     assert (heard.program, heard.route, heard.accepted) == ("sit", "remote", False)
     assert "speech" in heard.reason
     assert commander.info()["speech_confidence_gate"]["threshold"] == 1e9
+
+
+@pytest.mark.parametrize("next_best", [False, True])
+def test_next_best_transcripts_are_used_only_where_the_speech_gate_was_chosen_with_them(tmp_path, next_best):
+    from runtime_fakes import scripted_export
+    from shadow_edge.runtime.commander import Commander
+
+    export = scripted_export(tmp_path / "export", "sit")
+    write_gate(export, ConfidenceGate("min_prob", 0.0), {})
+    write_gate(export, ConfidenceGate("min_margin", 1e9, next_best=next_best), {}, spoken=True)
+    commander = Commander(export)
+    decoded = []
+    commander._generate = lambda text, real=commander._generate: decoded.append(text) or real(text)
+    result = commander.run("sit down", spoken=True, alternatives=("sit", "sit now"))
+    assert result.route == "remote" and result.alternative is None  # nothing passes this speech gate
+    assert len(decoded) == (3 if next_best else 1)
+
