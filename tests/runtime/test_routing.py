@@ -132,4 +132,3 @@ def test_next_best_transcripts_are_used_only_where_the_speech_gate_was_chosen_wi
     result = commander.run("sit down", spoken=True, alternatives=("sit", "sit now"))
     assert result.route == "remote" and result.alternative is None  # nothing passes this speech gate
     assert len(decoded) == (3 if next_best else 1)
-
