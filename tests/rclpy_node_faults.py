@@ -12,10 +12,10 @@ KILL_TEXT = "kill the model worker"
 _run = Commander.run
 
 
-def run(self: Commander, text, spoken=False):  # noqa: ANN001, ANN201
+def run(self: Commander, text, spoken=False, alternatives=()):  # noqa: ANN001, ANN201
     if text == KILL_TEXT:
         raise SystemExit("injected: the model worker is killed")
-    return _run(self, text, spoken)
+    return _run(self, text, spoken, alternatives)
 
 
 Commander.run = run  # type: ignore[method-assign]
