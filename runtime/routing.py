@@ -62,7 +62,9 @@ class ConfidenceGate:
         return self.score(generation) >= self.threshold
 
     def describe(self, generation: GenerationResult) -> str:
-        return f"{self.signal} {self.score(generation):.2f} < {self.threshold:.2f}"
+        # probabilities near 1 need more digits: "0.990 < 0.999", not "0.99 < 1.00"
+        digits = 4 if self.signal == "min_prob" else 2
+        return f"{self.signal} {self.score(generation):.{digits}f} < {self.threshold:.{digits}f}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
