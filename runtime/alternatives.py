@@ -3,15 +3,16 @@
 Whisper's beam search ends with several finished transcripts. When the speech gate holds back the program read from
 the best one, the others are read too, and the rule here decides: the program that most of the readings agree on
 (at least `MAJORITY` of the first plus up to `MAX_ALTERNATIVES` next-best ones) is executed, from the first
-next-best transcript that carries it and passes the gate on its own. Agreement among the beams is evidence the
-single best transcript does not give: a misheard word rarely produces the same wrong program in most beams.
+next-best transcript that carries it and passes the gate on its own. The idea: a next-best transcript may be read
+with more confidence than the best one, and agreement among the beams guards against taking a stray one.
 
-Chosen on 500 recognised dev utterances (espeak-ng voices, half with 20 dB noise; Whisper tiny.en, beam 5): at the
-same gate, the majority rule executed 28.2% of the commands right against 21.4% with the best transcript alone, for
-1.6% against 1.2% executed wrong; at a stricter gate it executed more right *and* fewer wrong than the best transcript
-alone at the looser one (23.4% / 0.8%). Taking the first next-best transcript that passes the gate, without
-agreement, executed as many right but 2.0% wrong. `scripts/calibrate_routing.py --speech` chooses the speech gate
-with this rule applied, so the executed-wrong target holds for what the robot really does.
+Whether the rule pays depends on the model, so the data decides: `scripts/calibrate_routing.py --speech` chooses
+the speech gate with the rule and without it, on recognised dev speech, and keeps the rule (`next_best` in
+`routing.json`) only where it executes more commands right at the executed-wrong target; the Commander applies it
+only under such a gate. On the bundled exports (500 recognised dev utterances, espeak-ng voices, half with 20 dB
+noise; Whisper tiny.en, beam 5; target 0.5%): the detached shadow executed 18.2% right with it against 19.4%
+without (not used), the attached pair 3.8% against 2.8% (used). Whisper's beams mostly share a misrecognition, so
+agreement is weaker evidence than it looks.
 
 Only a held-back program that the safety layer would execute is replaced. A refusal, a question, a program the
 safety layer refuses, or an unfinished one stands as the first transcript gave it.
