@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-asr-alternatives",
         action="store_true",
-        help="use only the recogniser's best transcript; by default, when the model is unsure of its program, the "
-        "recogniser's next-best transcripts are tried and the first program that passes the speech gate is used",
+        help="use only the recogniser's best transcript; by default, where the export's speech gate was calibrated "
+        "with them (next_best in routing.json), the recogniser's next-best transcripts are read when the first one's "
+        "program is held back, and the program most of them agree on may be executed (runtime/alternatives.py)",
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON objects instead of text")
     parser.add_argument(

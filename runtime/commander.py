@@ -201,19 +201,8 @@ class Commander:
         first = self._reading(generation)
         if not first.executable or self.speech_gate.passes(generation):
             return None  # nothing to replace: spare the decodes
-        decoded: list[tuple[Any, tuple[str, str, int], GenerationResult | None]] = []
-        for text in alternatives[:MAX_ALTERNATIVES]:
-            try:
-                read = read_command(text, self.max_chars)
-                decoded.append((text, read, self._generate(read[1])))
-            except InputRefused:
-                decoded.append((text, ("", "", 0), None))
-            except Exception as exc:  # as in run(): this alternative is not used
-                log.error(
-                    "decoding an alternative failed: %s", exc, exc_info=not isinstance(exc, GenerationError)
-                )
-                decoded.append((text, ("", "", 0), None))
-        generations = [generation, *(g for _, _, g in decoded)]
+        decoded = [self._decode_alternative(text) for text in alternatives[:MAX_ALTERNATIVES]]
+        generations = [generation, *(d[1] if d is not None else None for d in decoded)]
         number = pick_alternative(
             first,
             [self._reading(g) for g in generations[1:]],
@@ -221,10 +210,24 @@ class Commander:
         )
         if number is None:
             return None
-        text, (cleaned, model_text, removed), chosen = decoded[number - 1]
-        result = self._decide(start, _shown(text), cleaned, model_text, removed, chosen, spoken=True)
+        (cleaned, model_text, removed), chosen = decoded[number - 1]  # it passed the gate: it was decoded
+        text = _shown(alternatives[number - 1])
+        result = self._decide(start, text, cleaned, model_text, removed, chosen, spoken=True)
         why = f"{result.reason}; the first transcript was held back: executed next-best transcript #{number}"
         return replace(result, alternative=number, reason=why)
+
+    def _decode_alternative(self, text: Any) -> tuple[tuple[str, str, int], GenerationResult] | None:
+        """`read_command` and the decode of one next-best transcript; None when it is refused or fails (unused)."""
+        try:
+            read = read_command(text, self.max_chars)
+            return read, self._generate(read[1])
+        except InputRefused:
+            return None
+        except Exception as exc:  # as in run(): this alternative is not used
+            log.error(
+                "decoding an alternative failed: %s", exc, exc_info=not isinstance(exc, GenerationError)
+            )
+            return None
 
     def _reading(self, generation: GenerationResult | None) -> Reading:
         if generation is None or not generation.complete:

@@ -266,6 +266,7 @@ class Generator:
         from .constrained import TokenConstraint
 
         tokenizer = tokenizer or load_tokenizer(manifest)
+        kwargs.setdefault("rows_independent", not rows_interact(manifest.raw.get("quantization")))
         special = manifest.special_tokens
         eos = int(special["eos"])
         pad = special.get("pad")
@@ -282,7 +283,7 @@ class Generator:
             prompt_prefix=manifest.prompt_prefix,
             prompt_suffix=manifest.prompt_suffix,
             pad_id=eos if pad is None else int(pad),
-            **{"rows_independent": not rows_interact(manifest.raw.get("quantization")), **kwargs},
+            **kwargs,
         )
 
     # -- prompts -------------------------------------------------------------------------------------------------

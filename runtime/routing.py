@@ -101,11 +101,9 @@ def write_gate(
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     entry = {"signal": gate.signal, "threshold": gate.threshold, **report}
     if spoken:
-        entry["next_best"] = gate.next_best
-    if spoken:
         if "signal" not in old:
             raise RoutingError(f"{path}: calibrate the text gate before the speech gate")
-        body = {**old, "speech": entry}
+        body = {**old, "speech": {**entry, "next_best": gate.next_best}}
     else:
         body = {**entry, **({"speech": old["speech"]} if old.get("speech") is not None else {})}
     path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")

@@ -82,4 +82,20 @@ ZH: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 
+# the Chinese openers above that address the dog, so politeness stacking may put them before any command
+ZH_VOCATIVES = (
+    "嘿狗狗",
+    "小狗乖",
+    "宝宝",
+    "乖宝",
+    "小宝贝",
+    "狗宝宝",
+    "机器人",
+    "小机器人",
+    "阿黄",
+    "大黄",
+    "小花",
+    "毛毛",
+)
+
 TRAIN_ONLY: dict[str, dict[str, list[str]]] = {"en": EN, "zh": ZH}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import phrases_en, phrases_zh
 from .generator import draw_more_training, split_pool
-from .phrases_train_only import TRAIN_ONLY
+from .phrases_train_only import TRAIN_ONLY, ZH_VOCATIVES
 from .splits import DATA_DIR, SPLITS, load_split
 
 ASR_TRANSCRIPTS = "train_asr.jsonl"
@@ -38,20 +38,7 @@ _ZH_VOCATIVES = (
     "狗子",
     "好了",
     "哎你",
-    *(
-        "嘿狗狗",
-        "小狗乖",
-        "宝宝",
-        "乖宝",
-        "小宝贝",
-        "狗宝宝",
-        "机器人",
-        "小机器人",
-        "阿黄",
-        "大黄",
-        "小花",
-        "毛毛",
-    ),
+    *ZH_VOCATIVES,
 )
 _EN_END = re.compile(r"[.!?,]+$")
 _ZH_END = re.compile(r"[。！？，!?]+$")

@@ -9,7 +9,7 @@ import re
 import pytest
 from shadow_edge.tasks.robot_dog import generator, phrases_en, phrases_zh
 from shadow_edge.tasks.robot_dog.generator import _norm_key, split_pool
-from shadow_edge.tasks.robot_dog.phrases_train_only import TRAIN_ONLY
+from shadow_edge.tasks.robot_dog.phrases_train_only import TRAIN_ONLY, ZH_VOCATIVES
 from shadow_edge.tasks.robot_dog.training_data import (
     ASR_TRANSCRIPTS,
     PolitenessStacker,
@@ -50,6 +50,11 @@ def test_extra_draws_use_train_only_frames_and_the_packaged_splits_do_not(packag
     assert {ex["lang"] for ex in used} == {"en", "zh"}
     assert any(ex["program"] == "reject" for ex in used)
     assert not any(train_only.search(ex["template"]) for split in packaged.values() for ex in split)
+
+
+def test_train_only_vocatives_are_train_only_openers():
+    assert set(ZH_VOCATIVES) <= set(TRAIN_ONLY["zh"]["OPENERS"])
+    assert set(ZH_VOCATIVES) <= set(PolitenessStacker(1.0).zh_openers)
 
 
 def test_train_only_frames_repeating_a_pool_frame_are_refused(monkeypatch):
