@@ -4,11 +4,12 @@
     python3 scripts/bench_speech.py build/robot-dog                 # the full comparison, a JSON report + tables
     python3 scripts/bench_speech.py build/robot-dog --limit 10      # quicker
 
-Audio (scripts/make_speech_set.py): `--limit` English test commands, each rendered by espeak-ng in two of four
-voices at 140 or 175 wpm; the same WAVs with white noise at `--snr` dB (numpy, fixed seed; SNR over the speech
-samples); the human "go forward ten meters" of pocketsphinx-testdata.
+Audio (scripts/make_speech_set.py): `--limit` English test commands, each rendered in two voices at 140 or 175 wpm,
+one of espeak-ng's and one of flite's (the voices alternate); the same WAVs with white noise at `--snr` dB (numpy,
+fixed seed; SNR over the speech samples); the human "go forward ten meters" of pocketsphinx-testdata.
 
-Per variant (engine and options, `VARIANTS`) and condition (clean, noisy, human):
+Per variant (engine and options, `VARIANTS`), per condition (clean, noisy, human) and per source (the synthesiser,
+or the recording):
 - transcripts: exact rate and WER (comparison form `speech.grammar.normalize_words`; rapidfuzz word edit distance);
 - programs, through the same code as `shadow-run MODEL_DIR --jsonl` (`Commander.run`), from the raw transcript and
   from the transcript after command-vocabulary correction (`speech.correct`), side by side: exact program (the
@@ -57,7 +58,7 @@ from shadow_edge.speech.vad import DEFAULT_HANGOVER_S, DEFAULT_PAD_S, FRAME, FRA
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_speech_set import with_white_noise  # noqa: E402
+from make_speech_set import SYNTHESIZERS, with_white_noise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EARLY_S = DEFAULT_PAD_S  # a pause as long as the VAD's pad: the utterance so far is then the same samples
@@ -87,8 +88,8 @@ def build_set(args) -> list[dict[str, Any]]:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_speech_set.py"), "--langs", "en", "--limit",
                     str(args.limit), "--per-text", "2", "--out", str(args.speech_dir)], check=True)  # fmt: skip
     rows = [json.loads(line) for line in (args.speech_dir / "manifest.jsonl").read_text().splitlines()]
-    items = [{**r, "condition": "clean" if r["source"] == "espeak-ng" else "human"} for r in rows]
-    for i, row in enumerate(r for r in rows if r["source"] == "espeak-ng"):
+    items = [{**r, "condition": "clean" if r["source"] in SYNTHESIZERS else "human"} for r in rows]
+    for i, row in enumerate(r for r in rows if r["source"] in SYNTHESIZERS):
         noisy = Path("noisy") / row["wav"]
         if not (args.speech_dir / noisy).is_file():
             add_noise(args.speech_dir / row["wav"], args.speech_dir / noisy, args.snr, seed=i)
@@ -297,13 +298,13 @@ def print_tables(report: dict[str, Any]) -> None:
     print("| variant | condition | n | " + " | ".join(cols) + " |")
     print("|" + "---|" * (len(cols) + 3))
     for name, v in report["variants"].items():
-        for cond, s in [("all", v["all"]), *v["by_condition"].items()]:
+        for cond, s in [("all", v["all"]), *v["by_condition"].items(), *v.get("by_source", {}).items()]:
             print(f"| {name} | {cond} | {s['n']} | " + " | ".join(str(s.get(c, "-")) for c in cols) + " |")
     print("\nspeech end -> first motion message, medians in ms (VAD = hangover + its frames' compute)")
     print("| variant | condition | vad | asr | model | node | total |")
     print("|---|---|---|---|---|---|---|")
     for name, v in report["variants"].items():
-        for cond, s in [("all", v["all"]), *v["by_condition"].items()]:
+        for cond, s in [("all", v["all"]), *v["by_condition"].items(), *v.get("by_source", {}).items()]:
             lat = s.get("speech_end_to_first_motion_ms", {})
             print(f"| {name} | {cond} | " + " | ".join(str(lat.get(k, "-")) for k in ("vad", "asr", "model", "node", "total")) + " |")  # fmt: skip
     if "typed_text_exact_program" in report:
@@ -376,12 +377,16 @@ def main(argv=None) -> int:
         engine, options = VARIANTS[name]
         rows = run_variant(name, engine, options, items, args, commander, node)
         conditions = sorted({r["condition"] for r in rows})
+        sources = sorted({r["source"] for r in rows})
         report["variants"][name] = {
             "engine": engine,
             "options": options,
             "all": summarize(rows, args.hangover),
             "by_condition": {
                 c: summarize([r for r in rows if r["condition"] == c], args.hangover) for c in conditions
+            },
+            "by_source": {
+                src: summarize([r for r in rows if r["source"] == src], args.hangover) for src in sources
             },
             "rows": rows,
         }

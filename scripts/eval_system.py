@@ -3,7 +3,7 @@
 
     python scripts/eval_system.py --limit 60 --json build/eval/system.json
 
-Every input goes the way it goes on the robot: a spoken command (espeak-ng WAV, plus the human recording that
+Every input goes the way it goes on the robot: a spoken command (an espeak-ng or flite WAV, plus the human recording that
 `pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.speech`: Silero VAD, then Whisper tiny.en)
 -> the model behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer,
 executor) -> the first motion message. The typed text of the same commands (and as many Chinese ones) goes
@@ -57,6 +57,7 @@ from typing import Any
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_speech_set import SYNTHESIZERS  # noqa: E402
 from system_report import (  # noqa: E402
     ADAPTER,
     BASELINE_FIGURES,
@@ -125,14 +126,12 @@ def speech_rows(args) -> list[dict[str, Any]]:
     except ImportError:
         from shadow_edge.tasks.robot_dog.generator import load_split
 
-    manifest = args.speech_dir / "manifest.jsonl"
-    rows = _read_manifest(manifest) if manifest.is_file() else []
-    if sum(r["lang"] == "en" and r["source"] == "espeak-ng" for r in rows) < args.limit:
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_speech_set.py"), "--limit", str(args.limit),
-                        "--langs", "en", "--out", str(args.speech_dir)], check=True)  # fmt: skip
-        rows = _read_manifest(manifest)
-    spoken = [r for r in rows if r["source"] != "espeak-ng"]  # real recordings: always
-    spoken += [r for r in rows if r["source"] == "espeak-ng" and r["lang"] == "en"][: args.limit]
+    # always run: it renders only WAVs not yet cached, and rewrites the manifest for today's voices
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_speech_set.py"), "--limit", str(args.limit),
+                    "--langs", "en", "--out", str(args.speech_dir)], check=True)  # fmt: skip
+    rows = _read_manifest(args.speech_dir / "manifest.jsonl")
+    spoken = [r for r in rows if r["source"] not in SYNTHESIZERS]  # real recordings: always
+    spoken += [r for r in rows if r["source"] in SYNTHESIZERS and r["lang"] == "en"][: args.limit]
     typed = [{**e, "source": "text only"} for e in load_split("test") if e["lang"] == "zh"][: args.limit]
     from shadow_edge.speech import AudioError, read_wav
     from shadow_edge.speech.recognizer import default_recognizer
@@ -419,7 +418,7 @@ def main(argv=None) -> int:
             "commands": len(rows),
             "spoken": len(spoken),
             "speech_dir": str(args.speech_dir),
-            "recordings": [r["id"] for r in rows if r["source"] not in ("espeak-ng", "text only")],
+            "recordings": [r["id"] for r in rows if r["source"] not in (*SYNTHESIZERS, "text only")],
             "asr_exact": round(statistics.mean(same_words(r["heard"], r["text"]) for r in spoken), 4),
             "vad_ms_median": pct([r["vad_ms"] for r in spoken], 50),
             "asr_ms_median": pct([r["asr_ms"] for r in spoken], 50),

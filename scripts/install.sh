@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PIP_ROOT_USER_ACTION=ignore
 
-# System libraries: PortAudio headers (pyaudio), espeak-ng and sox (speech test data), libusb (the Go2 simulator),
+# System libraries: PortAudio headers (pyaudio), espeak-ng, flite and sox (speech test data), libusb (the Go2 simulator),
 # pocketsphinx-testdata (a real human recording, "go forward ten meters", for the system evaluation).
-APT_PACKAGES=(portaudio19-dev espeak-ng sox libusb-1.0-0 pocketsphinx-testdata)
+APT_PACKAGES=(portaudio19-dev espeak-ng flite sox libusb-1.0-0 pocketsphinx-testdata)
 apt_missing=0
 for pkg in "${APT_PACKAGES[@]}"; do
     status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Commands as the robot hears them: English commands of a split spoken by espeak-ng (several voices and speeds, half
+"""Commands as the robot hears them: English commands of a split spoken by espeak-ng and flite (several voices and speeds, half
 of them with noise at 20 dB SNR), recognised by the shipped speech path (Silero VAD, Whisper tiny.en, vocabulary
 correction), and written with their gold programs as JSONL.
 
@@ -19,9 +19,11 @@ correction), and written with their gold programs as JSONL.
         --out tasks/robot_dog/data/speech/dev_asr.jsonl
 
 Each line: `id` (of the train command), `text` (what the model reads: the corrected transcript), `heard` (the
-recogniser's own), `said` (the train text), `program`, `lang`, `kind`, `voice`, `speed`, `snr_db` (null: clean),
+recogniser's own), `said` (the train text), `program`, `lang`, `kind`, `voice`, `source` (the synthesiser),
+`speed`, `snr_db` (null: clean),
 `similarity`, `alternatives` (the recogniser's next-best transcripts, corrected like `text`: the speech gate is
-calibrated with them, as the runtime uses them). Deterministic for the same arguments; WAVs are cached under `build/speech/asr-train`.
+calibrated with them, as the runtime uses them), `avg_logprob` (the recogniser's mean token log-probability of
+`heard`). Deterministic for the same arguments; WAVs are cached under `build/speech/asr-train`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from shadow_edge.tasks.robot_dog.task import model_text
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_speech_set import DEFAULT_VOICES, render_espeak, with_white_noise  # noqa: E402
+from make_speech_set import DEFAULT_VOICES, render, synthesizer, with_white_noise  # noqa: E402
 
 log = logging.getLogger("make_asr_transcripts")
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +73,7 @@ def _hear(job: tuple[dict, str, int, float | None, int, str]) -> dict | None:
     wav = Path(cache) / f"{digest}.wav"
     if not wav.is_file():
         wav.parent.mkdir(parents=True, exist_ok=True)
-        render_espeak(row["text"], voice, speed, wav, pad_s=0.3)
+        render(row["text"], voice, speed, wav, pad_s=0.3)
     samples = read_wav(wav).astype(np.float64)  # float in [-1, 1]
     if snr_db is not None:
         samples = with_white_noise(samples, snr_db, seed)
@@ -87,10 +89,12 @@ def _hear(job: tuple[dict, str, int, float | None, int, str]) -> dict | None:
         "lang": row["lang"],
         "kind": row["kind"],
         "voice": voice,
+        "source": synthesizer(voice),
         "speed": speed,
         "snr_db": snr_db,
         "similarity": round(fuzz.ratio(_normalized(heard.text), _normalized(row["text"])), 1),
         "alternatives": list(heard.alternatives),
+        "avg_logprob": None if heard.avg_logprob is None else round(heard.avg_logprob, 4),
     }
 
 
@@ -111,7 +115,8 @@ def jobs(
     for i, row in enumerate(rows[:limit]):
         voice = DEFAULT_VOICES["en"][i % len(DEFAULT_VOICES["en"])]
         speed = rng.choice(SPEEDS)
-        out.append((row, voice, speed, SNR_DB if i % 2 else None, seed * 100_000 + i, str(cache)))
+        noisy = (i // 2) % 2  # voices alternate between the synthesisers: both get clean and noisy copies
+        out.append((row, voice, speed, SNR_DB if noisy else None, seed * 100_000 + i, str(cache)))
     return out
 
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Spoken versions of the robot-dog commands for the system evaluation: 16 kHz mono WAVs plus a manifest.
 
-Each command of a split (default: test, English and Chinese) is rendered by `espeak-ng` in voices and speeds
-cycled by its position (`--per-text N` renders N different voice/speed pairs per command), converted by `sox` to
-16 kHz, mono, 16-bit, without dither, with `--pad` seconds of silence before and after (a voice-activity detector
-then sees a real start and end of speech). Chinese uses espeak-ng's `cmn` voice (it reads Hanzi).
+Each command of a split (default: test, English and Chinese) is rendered in voices and speeds cycled by its position
+(`--per-text N` renders N different voice/speed pairs per command), converted by `sox` to 16 kHz, mono, 16-bit,
+without dither, with `--pad` seconds of silence before and after (a voice-activity detector then sees a real start
+and end of speech). Two synthesisers, so that no measure rests on one engine's voice: `espeak-ng` (formant voices,
+four English accents; Chinese uses its `cmn` voice, which reads Hanzi) and `flite` (CMU's diphone and clustergen
+voices, named `flite:VOICE`; English only). Whisper hears the two very differently: espeak-ng's voices are far
+harder for it.
 
 Real speech is added when a Debian package ships it: `pocketsphinx-testdata` (apt) has a human recording of
 "go forward ten meters" (`/usr/share/pocketsphinx/test/data/goforward.raw`, 16 kHz 16-bit mono raw), whose
@@ -14,7 +17,7 @@ Deterministic and cached: the same arguments give the same files (espeak-ng and 
 off); a WAV that exists is kept unless `--force` (its name carries a hash of its text, so a changed split renders
 anew). The manifest (`manifest.jsonl` in `--out`) has one JSON object per
 WAV: `wav` (path relative to the manifest's folder), `id`, `text`, `program`, `lang`, `kind`, `voice`, `speed`
-(words per minute; null for a recording), `source` (`espeak-ng` or the Debian package), `duration_s`, `pad_s`.
+(words per minute; null for a recording), `source` (`espeak-ng`, `flite` or the Debian package), `duration_s`, `pad_s`.
 
     python3 scripts/make_speech_set.py                       # build/speech/test/manifest.jsonl
     python3 scripts/make_speech_set.py --langs en --per-text 3 --limit 50
@@ -45,11 +48,24 @@ log = logging.getLogger("make_speech_set")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "build" / "speech"
 SAMPLE_RATE = 16000
-# Several accents and a female variant for English; espeak-ng has one Mandarin voice.
+# Several accents and a female variant for English, in both synthesisers, interleaved so that any run of
+# consecutive commands hears both; espeak-ng has one Mandarin voice and flite none.
 DEFAULT_VOICES = {
-    "en": ("en-us", "en-gb", "en-us+f3", "en-gb-scotland"),
+    "en": (
+        "en-us",
+        "flite:slt",
+        "en-gb",
+        "flite:awb",
+        "en-us+f3",
+        "flite:rms",
+        "en-gb-scotland",
+        "flite:kal16",
+    ),
     "zh": ("cmn", "cmn+f3"),
 }
+SYNTHESIZERS = ("espeak-ng", "flite")  # the `source` of synthesised rows; anything else is a recording
+FLITE_PREFIX = "flite:"
+FLITE_WPM = 170  # flite's own speaking rate, about: --speeds stretch its durations relative to it
 DEFAULT_SPEEDS = (140, 175)  # words per minute: slow and espeak-ng's default
 POCKETSPHINX_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 RECORDINGS = (
@@ -69,6 +85,39 @@ def _sox_to_16k(src_args: list[str], src: bytes | None, out: Path, pad_s: float)
         cmd += ["pad", f"{pad_s}", f"{pad_s}"]
     subprocess.run(cmd, input=src, check=True, capture_output=True)
     partial.replace(out)
+
+
+def synthesizer(voice: str) -> str:
+    """Which synthesiser speaks `voice` (`flite:NAME` or an espeak-ng voice)."""
+    return "flite" if voice.startswith(FLITE_PREFIX) else "espeak-ng"
+
+
+def render(text: str, voice: str, speed: int, out: Path, pad_s: float) -> None:
+    """`text` spoken by `voice` at `speed` words per minute, as a 16 kHz mono WAV at `out`."""
+    if synthesizer(voice) == "flite":
+        render_flite(text, voice.removeprefix(FLITE_PREFIX), speed, out, pad_s)
+    else:
+        render_espeak(text, voice, speed, out, pad_s)
+
+
+def render_flite(text: str, voice: str, speed: int, out: Path, pad_s: float) -> None:
+    """flite (text from a file: flite reads a text argument starting with '-' as an option) -> sox -> 16 kHz WAV."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text_file, raw = out.with_suffix(".flite.txt"), out.with_suffix(".flite.wav")
+    text_file.write_text(text, encoding="utf-8")
+    try:
+        subprocess.run(
+            ["flite", "-voice", voice, "--setf", f"duration_stretch={FLITE_WPM / speed:.3f}", "-f",
+             str(text_file), "-o", str(raw)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        if not raw.is_file() or raw.stat().st_size <= 44:
+            raise RuntimeError(f"flite produced no audio for {text!r} with voice {voice}")
+        _sox_to_16k(["-t", "wav", str(raw)], None, out, pad_s)
+    finally:
+        text_file.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
 
 
 def render_espeak(text: str, voice: str, speed: int, out: Path, pad_s: float) -> None:
@@ -127,7 +176,7 @@ def build(
                 path = out_dir / rel
                 if force or not path.is_file():
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    render_espeak(row["text"], voice, speed, path, pad_s)
+                    render(row["text"], voice, speed, path, pad_s)
                 entries.append(
                     {
                         "wav": str(rel),
@@ -138,7 +187,7 @@ def build(
                         "kind": row.get("kind", ""),
                         "voice": voice,
                         "speed": speed,
-                        "source": "espeak-ng",
+                        "source": synthesizer(voice),
                         "duration_s": round(wav_seconds(path), 4),
                         "pad_s": pad_s,
                     }
@@ -197,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="render again even where a WAV exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for tool in ("espeak-ng", "sox"):
+    needed = {"sox", *(synthesizer(v) for lang in args.langs for v in DEFAULT_VOICES[lang])}
+    for tool in sorted(needed):
         if shutil.which(tool) is None:
             print(f"error: {tool} is not installed (Debian: apt-get install {tool})", file=sys.stderr)
             return 2

@@ -27,6 +27,10 @@ def test_jobs_speak_only_the_split_in_english_half_of_them_noisy(tmp_path):
     dev = {r["text"] for r in load_split("dev") if r["lang"] == "en"}
     assert len(jobs) == 40 and all(row["text"] in dev for row, *_ in jobs)
     assert sum(snr is not None for _, _, _, snr, _, _ in jobs) == 20
+    synth = _script().synthesizer
+    for source in ("espeak-ng", "flite"):  # each synthesiser is heard both clean and noisy
+        snrs = [snr for _, voice, _, snr, _, _ in jobs if synth(voice) == source]
+        assert len(snrs) == 20 and sum(snr is not None for snr in snrs) == 10
     assert jobs == _script().jobs("dev", 40, seed=0, cache=tmp_path)  # deterministic
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-    reason="espeak-ng and sox make the test speech",
+    any(shutil.which(tool) is None for tool in ("espeak-ng", "flite", "sox")),
+    reason="espeak-ng, flite and sox make the test speech",
 )
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_speech_set.py"
 
@@ -46,6 +46,9 @@ def test_speech_set(tmp_path):
     voices = {(e["id"], e["voice"], e["speed"]) for e in entries}
     assert len(voices) == 8  # the two renderings of a command differ
     assert {e["voice"] for e in entries if e["lang"] == "zh"} <= {"cmn", "cmn+f3"}
+    # every English command is heard in both synthesisers' voices
+    for command in {e["id"] for e in entries if e["lang"] == "en"}:
+        assert {e["source"] for e in entries if e["id"] == command} == {"espeak-ng", "flite"}
     first = (tmp_path / entries[0]["wav"]).read_bytes()
     again = make(tmp_path / "again", "--limit", "2", "--per-text", "2", "--langs", "en", "zh")
     assert [e["wav"] for e in again] == [e["wav"] for e in entries]
@@ -66,3 +69,15 @@ def test_bad_arguments_are_refused(tmp_path):
         text=True,
     )
     assert result.returncode == 2 and "error" in result.stderr
+
+
+def test_flite_speed_stretches_the_speech(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    from make_speech_set import render, wav_seconds
+
+    render(
+        "-turn left-", "flite:slt", 200, tmp_path / "fast.wav", pad_s=0.0
+    )  # a leading '-' is text, not an option
+    render("-turn left-", "flite:slt", 100, tmp_path / "slow.wav", pad_s=0.0)
+    assert wav_seconds(tmp_path / "slow.wav") > 1.5 * wav_seconds(tmp_path / "fast.wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.wav", "slow.wav"]  # no temporary file left
