@@ -40,8 +40,10 @@ def test_only_train_transcripts_go_into_the_data_folder():
 
 
 @pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or importlib.util.find_spec("faster_whisper") is None,
-    reason="espeak-ng speaks and faster-whisper hears",
+    shutil.which("espeak-ng") is None
+    or shutil.which("flite") is None
+    or importlib.util.find_spec("faster_whisper") is None,
+    reason="espeak-ng and flite speak and faster-whisper hears",
 )
 def test_dev_commands_are_spoken_and_heard(tmp_path):
     out = tmp_path / "dev_asr.jsonl"
@@ -83,3 +85,5 @@ def test_the_committed_dev_speech_is_every_english_dev_command_once():
     dev = {r["text"]: r["program"] for r in load_split("dev") if r["lang"] == "en"}
     assert sorted(r["said"] for r in rows) == sorted(dev)
     assert all(dev[r["said"]] == r["program"] for r in rows)
+    for source in ("espeak-ng", "flite"):  # the gate is calibrated on both synthesisers, clean and noisy
+        assert {r["snr_db"] for r in rows if r["source"] == source} == {None, 20.0}
