@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     n_trainable = count_trainable(model)
     logger.info("%s: %d trainable parameters", args.method, n_trainable)
 
-    train = training_examples(args.extra_seeds, args.data_dir, args.asr_repeats)
+    train = training_examples(args.extra_seeds, args.data_dir, args.asr_repeats, args.asr_sets)
     data_dir = args.data_dir or Path(sys.modules[load_split.__module__].__file__).with_name("data")
     data_sha256 = {p.name: file_sha256(p) for p in sorted(data_dir.glob("*.jsonl"))}
     if args.limit:
@@ -285,6 +285,7 @@ def main(argv=None) -> int:
         "extra_seeds": args.extra_seeds,
         "stack_politeness": args.stack_politeness,
         "asr_repeats": args.asr_repeats,
+        "asr_sets": args.asr_sets if args.asr_repeats else [],
         "data_sha256": data_sha256,
         "save_dtype": args.save_dtype,
         "device": str(device),

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         return encode_example(tokenizer, model_text(ex["text"] if text is None else text), ex["program"])
 
     data_sha256 = {p.name: file_sha256(p) for p in sorted(DATA_DIR.glob("*.jsonl"))}  # what is read now
-    train = training_examples(args.extra_seeds, asr_repeats=args.asr_repeats)
+    train = training_examples(args.extra_seeds, asr_repeats=args.asr_repeats, asr_sets=args.asr_sets)
     train = train[: args.limit] if args.limit else train
     stack_politeness = PolitenessStacker(args.stack_politeness, args.seed)
     val = [encode(ex) for ex in load_split("validation")[:256]]
@@ -179,6 +179,7 @@ def main(argv=None) -> int:
         "extra_seeds": args.extra_seeds,
         "stack_politeness": args.stack_politeness,
         "asr_repeats": args.asr_repeats,
+        "asr_sets": args.asr_sets if args.asr_repeats else [],
         "init_state": str(args.init_state) if args.init_state else None,
         "text_normalization": "shadow_edge.runtime.normalize.normalize_numbers",
         "data_sha256": data_sha256,

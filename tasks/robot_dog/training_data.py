@@ -1,6 +1,7 @@
 """What the robot-dog models train on: the packaged train split, optionally more draws of its train-side frames
-under other seeds, train commands as a speech recogniser heard them (`train_asr.jsonl`, made by
-`scripts/make_asr_transcripts.py`), and politeness stacked on the fly.
+under other seeds, train commands as a speech recogniser heard them (`train_asr*.jsonl`, made by
+`scripts/make_asr_transcripts.py`: `train_asr.jsonl` from espeak-ng voices, `train_asr_voices.jsonl` from espeak-ng
+and flite voices in turn), and politeness stacked on the fly.
 
 People pile courtesy onto a command ("sit down, please, thank you", "hey buddy, okay, sit"); a model that has only
 seen one opener or closer at a time reads the second one as another step. `PolitenessStacker` adds a second
@@ -22,7 +23,8 @@ from .generator import draw_more_training, split_pool
 from .phrases_train_only import TRAIN_ONLY, ZH_VOCATIVES
 from .splits import DATA_DIR, SPLITS, load_split
 
-ASR_TRANSCRIPTS = "train_asr.jsonl"
+ASR_TRANSCRIPTS = "train_asr.jsonl"  # espeak-ng voices (the first set)
+ASR_SET_PATTERN = re.compile(r"train_asr[\w-]*\.jsonl")  # recognised train commands live in the data folder
 
 # Chinese openers that address the dog rather than start the sentence's grammar, so they can precede any command
 _ZH_VOCATIVES = (
@@ -59,28 +61,41 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--asr-repeats",
         type=int,
         default=0,
-        help=f"add the recognised train commands ({ASR_TRANSCRIPTS}) this many times (0: not at all)",
+        help="add the recognised train commands (--asr-sets) this many times (0: not at all)",
+    )
+    parser.add_argument(
+        "--asr-sets",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=[ASR_TRANSCRIPTS],
+        help=f"comma-separated files of recognised train commands in the data folder (default {ASR_TRANSCRIPTS})",
     )
 
 
 def training_examples(
-    extra_seeds: Sequence[int] = (), data_dir: str | Path | None = None, asr_repeats: int = 0
+    extra_seeds: Sequence[int] = (),
+    data_dir: str | Path | None = None,
+    asr_repeats: int = 0,
+    asr_sets: Sequence[str] = (ASR_TRANSCRIPTS,),
 ) -> list[dict]:
     """The train split, plus fresh draws under each of `extra_seeds` that avoid every validation, dev and test text,
-    plus `asr_repeats` copies of the recognised train commands."""
+    plus `asr_repeats` copies of the recognised train commands of each of `asr_sets`."""
     train = load_split("train", data_dir)
     if extra_seeds:
         reserved = [ex for split in SPLITS if split != "train" for ex in load_split(split, data_dir)]
         for seed in extra_seeds:
             train = train + draw_more_training(seed, reserved)
     if asr_repeats:
-        train = train + asr_transcripts(data_dir) * asr_repeats
+        for name in asr_sets:
+            train = train + asr_transcripts(data_dir, name) * asr_repeats
     return train
 
 
-def asr_transcripts(data_dir: str | Path | None = None) -> list[dict]:
-    """The recognised train commands: each line's `text` is what a recogniser heard for a train-split text."""
-    path = Path(data_dir or DATA_DIR) / ASR_TRANSCRIPTS
+def asr_transcripts(data_dir: str | Path | None = None, name: str = ASR_TRANSCRIPTS) -> list[dict]:
+    """The recognised train commands of `name` (a `train_asr*.jsonl` of the data folder): each line's `text` is
+    what a recogniser heard for a train-split text."""
+    if not ASR_SET_PATTERN.fullmatch(name):
+        raise ValueError(f"{name!r}: recognised train commands are a train_asr*.jsonl file of the data folder")
+    path = Path(data_dir or DATA_DIR) / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; make it with scripts/make_asr_transcripts.py")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
