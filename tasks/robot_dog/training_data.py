@@ -94,7 +94,9 @@ def asr_transcripts(data_dir: str | Path | None = None, name: str = ASR_TRANSCRI
     """The recognised train commands of `name` (a `train_asr*.jsonl` of the data folder): each line's `text` is
     what a recogniser heard for a train-split text."""
     if not ASR_SET_PATTERN.fullmatch(name):
-        raise ValueError(f"{name!r}: recognised train commands are a train_asr*.jsonl file of the data folder")
+        raise ValueError(
+            f"{name!r}: recognised train commands are a train_asr*.jsonl file of the data folder"
+        )
     path = Path(data_dir or DATA_DIR) / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; make it with scripts/make_asr_transcripts.py")

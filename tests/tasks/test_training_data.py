@@ -151,7 +151,9 @@ def test_asr_sets_add_each_file_and_refuse_other_paths(tmp_path):
     _data_dir(tmp_path, "train text")
     second = {"id": "y", "text": "bark tree times", "said": "train text", "program": "bark n=3", "lang": "en"}
     (tmp_path / "train_asr_voices.jsonl").write_text(json.dumps(second) + "\n")
-    both = training_examples((), tmp_path, asr_repeats=2, asr_sets=[ASR_TRANSCRIPTS, "train_asr_voices.jsonl"])
+    both = training_examples(
+        (), tmp_path, asr_repeats=2, asr_sets=[ASR_TRANSCRIPTS, "train_asr_voices.jsonl"]
+    )
     assert [r["text"] for r in both[1:]] == ["sit dawn", "sit dawn", "bark tree times", "bark tree times"]
     for name in ("../train_asr.jsonl", "test.jsonl", "train_asr.json"):
         with pytest.raises(ValueError, match="train_asr"):
