@@ -71,11 +71,12 @@ def test_a_transcript_is_kept_only_with_the_numbers_said(said, heard, kept):
     assert _script().numbers_kept({"said": said, "text": heard}) is kept
 
 
-def test_the_committed_train_transcripts_keep_their_numbers():
+@pytest.mark.parametrize("name", ["train_asr.jsonl", "train_asr_voices.jsonl"])
+def test_the_committed_train_transcripts_keep_their_numbers(name):
     from shadow_edge.tasks.robot_dog.training_data import asr_transcripts
 
     script = _script()
-    assert all(script.numbers_kept(row) for row in asr_transcripts())
+    assert all(script.numbers_kept(row) for row in asr_transcripts(name=name))
 
 
 def test_the_committed_dev_speech_is_every_english_dev_command_once():

@@ -110,15 +110,20 @@ def test_rate_zero_is_identity_and_bad_rates_are_refused():
             PolitenessStacker(rate)
 
 
-def test_recognised_transcripts_are_only_of_train_texts(packaged):
-    rows = asr_transcripts()
+@pytest.mark.parametrize("name", [ASR_TRANSCRIPTS, "train_asr_voices.jsonl"])
+def test_recognised_transcripts_are_only_of_train_texts(packaged, name):
+    rows = asr_transcripts(name=name)
     assert len(rows) > 1000
     train_texts = {ex["text"] for ex in packaged["train"]}
     assert all(r["said"] in train_texts and r["lang"] == "en" for r in rows)
     assert (
         sum(r["text"] != r["said"] for r in rows) > len(rows) / 2
     )  # they are what was heard, not what was said
-    assert len(training_examples((), asr_repeats=2)) == len(packaged["train"]) + 2 * len(rows)
+    assert len(training_examples((), asr_repeats=2, asr_sets=[name])) == len(packaged["train"]) + 2 * len(
+        rows
+    )
+    if name != ASR_TRANSCRIPTS:  # the second set hears both synthesisers
+        assert {r["source"] for r in rows} == {"espeak-ng", "flite"}
 
 
 def _data_dir(tmp_path, said: str) -> None:
