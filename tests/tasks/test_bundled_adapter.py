@@ -43,10 +43,17 @@ def test_adapter_weights_cover_backbone_and_every_block():
 
 
 def test_adapter_was_trained_on_the_committed_data():
-    """If the data generator changes, the bundled adapter is stale: retrain (scripts/reproduce_robot_dog.sh)."""
+    """If the data generator changes, the bundled adapter is stale: retrain (scripts/reproduce_robot_dog.sh). A set of
+    recognised train commands that the adapter did not train on may be committed beside them."""
+    from shadow_edge.tasks.robot_dog.training_data import ASR_SET_PATTERN, ASR_TRANSCRIPTS
+
     record = json.loads((ADAPTER / "training_record.json").read_text())
     current = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(DATA.glob("*.jsonl"))}
-    assert record["data_sha256"] == current
+    recorded = record["data_sha256"]
+    assert {name: current.get(name) for name in recorded} == recorded
+    used = record.get("asr_sets", [ASR_TRANSCRIPTS])
+    for name in set(current) - set(recorded):
+        assert ASR_SET_PATTERN.fullmatch(name) and name not in used, f"{name}: new data the adapter never saw"
 
 
 def _report() -> dict:
