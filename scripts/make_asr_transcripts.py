@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Commands as the robot hears them: English commands of a split spoken by espeak-ng and flite (several voices and speeds, half
-of them with noise at 20 dB SNR), recognised by the shipped speech path (Silero VAD, Whisper tiny.en, vocabulary
-correction), and written with their gold programs as JSONL.
+"""Commands as the robot hears them: English commands of a split spoken by espeak-ng and flite voices in turn
+(several voices and speeds, half of each synthesiser's with noise at 20 dB SNR), recognised by the shipped speech
+path (Silero VAD, Whisper tiny.en, vocabulary correction), and written with their gold programs as JSONL.
 
 - `--split train` (default) writes `tasks/robot_dog/data/train_asr.jsonl`: the model then learns the text a
   recogniser really produces ("do my little jump", "order did wrong line") rather than only the text people type. Only
@@ -20,8 +20,8 @@ correction), and written with their gold programs as JSONL.
 
 Each line: `id` (of the train command), `text` (what the model reads: the corrected transcript), `heard` (the
 recogniser's own), `said` (the train text), `program`, `lang`, `kind`, `voice`, `source` (the synthesiser),
-`speed`, `snr_db` (null: clean),
-`similarity`, `alternatives` (the recogniser's next-best transcripts, corrected like `text`: the speech gate is
+`speed`, `snr_db` (null: clean), `similarity`, `alternatives` (the recogniser's next-best transcripts, corrected
+like `text`: the speech gate is
 calibrated with them, as the runtime uses them), `avg_logprob` (the recogniser's mean token log-probability of
 `heard`). Deterministic for the same arguments; WAVs are cached under `build/speech/asr-train`.
 """

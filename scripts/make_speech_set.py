@@ -13,11 +13,11 @@ Real speech is added when a Debian package ships it: `pocketsphinx-testdata` (ap
 "go forward ten meters" (`/usr/share/pocketsphinx/test/data/goforward.raw`, 16 kHz 16-bit mono raw), whose
 reference program is `move x=10` (out of range: the safety layer must refuse it).
 
-Deterministic and cached: the same arguments give the same files (espeak-ng and sox are deterministic with dither
-off); a WAV that exists is kept unless `--force` (its name carries a hash of its text, so a changed split renders
-anew). The manifest (`manifest.jsonl` in `--out`) has one JSON object per
-WAV: `wav` (path relative to the manifest's folder), `id`, `text`, `program`, `lang`, `kind`, `voice`, `speed`
-(words per minute; null for a recording), `source` (`espeak-ng`, `flite` or the Debian package), `duration_s`, `pad_s`.
+Deterministic and cached: the same arguments give the same files (espeak-ng, flite and sox are deterministic with
+dither off); a WAV that exists is kept unless `--force` (its name carries a hash of its text, so a changed split
+renders anew). The manifest (`manifest.jsonl` in `--out`) has one JSON object per WAV: `wav` (path relative to the
+manifest's folder), `id`, `text`, `program`, `lang`, `kind`, `voice`, `speed` (words per minute; null for a
+recording), `source` (`espeak-ng`, `flite` or the Debian package), `duration_s`, `pad_s`.
 
     python3 scripts/make_speech_set.py                       # build/speech/test/manifest.jsonl
     python3 scripts/make_speech_set.py --langs en --per-text 3 --limit 50
