@@ -10,7 +10,8 @@ Whisper, prompted with the command vocabulary, still hears near misses: "sit daw
   neighbour that was heard as a command word ("sit" + "dawn" -> "sit down"; "dawn" alone stays "dawn"), with one
   best candidate (a tie changes nothing);
 - numbers: a heard number is never changed; a word becomes a number only in a number's place, right before a unit
-  ("bark tree times", "walk to metres") and not after another number;
+  ("bark tree times", "walk to metres"), not after another number and not inside a unit heard in pieces ("20 cent
+  to meters"); a unit itself is never respelled ("centimetre" is not a near miss of "metre");
 - a word pair the task generator's English phrasings use (`shadow_edge.tasks.robot_dog.phrases_en`: the model was
   trained on them, e.g. "go straight") is kept as it is, even where a command pair is near ("go right");
 - negations and words with an apostrophe ("don't", "never", "not") are never changed; words are never added or
@@ -57,6 +58,8 @@ NEGATIONS = frozenset(
         "isn't",
     }
 )  # fmt: skip
+# A unit heard in two pieces ("20 cent to meters"): the word between them is not a number's place.
+UNIT_PIECES = frozenset({"cent", "centi", "centa", "senti", "sent", "santi"})
 SPOKEN_NUMBERS = frozenset(NUMBER_WORDS) | {"hundred", "point"}  # "five point five"
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+(?:\.\d+)?")
 MIN_WORD_CHARS = 3  # shorter words are too easy to confuse ("a", "to", "go"), except in a number's place
@@ -181,10 +184,13 @@ class VocabularyCorrector:
 
     def _replacement(self, words: list[str], i: int) -> str | None:
         word = words[i]
-        if _is_number(word) or word in self.words or word in NEGATIONS or "'" in word or not word.isalpha():
+        if _is_number(word) or word in self.words or word in UNITS or word in NEGATIONS:
+            return None  # a unit is never respelled: "fifty centimetre" must not become "fifty metre"
+        if "'" in word or not word.isalpha():
             return None
         before, after = self._anchor(words, i - 1), self._anchor(words, i + 1)
-        if after is not None and i + 1 < len(words) and words[i + 1] in UNITS and before != NUMBER:
+        in_unit = i > 0 and words[i - 1] in UNIT_PIECES
+        if after is not None and words[i + 1] in UNITS and before != NUMBER and not in_unit:
             return self._best(word, self._numbers, lambda c: True)  # a number's place: "bark tree times"
         if (i > 0 and (words[i - 1], word) in self.known_pairs) or (
             i + 1 < len(words) and (word, words[i + 1]) in self.known_pairs

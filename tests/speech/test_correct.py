@@ -58,6 +58,9 @@ def test_misheard_command_words_are_snapped(corrector, heard, corrected):
         "go for two meters",
         "walk two to metres",
         "turn ninety degrees",
+        # a unit is never respelled, nor split into a number ("cent to meters" is centimetres)
+        "shift left fifty centimetre",
+        "come here 20 cent to meters",
         # negations stay, and are never the word that changes
         "stop not",
         "don't",
