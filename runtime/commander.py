@@ -4,7 +4,8 @@
 always parses), and decides what happens to it:
 
 - `robot`: the safety layer's `Plan` says whether it is executed (`accepted`) and why not;
-- `remote`: the model said `remote`, or its confidence is below `min_confidence`: the text goes to the pluggable cloud
+- `remote`: the model said `remote`, or its confidence is below `min_confidence`, or the program's numbers are not
+  the command's (`runtime.arguments`: a miscopied argument): the text goes to the pluggable cloud
   hook (`cloud(text) -> str | None`). Without a hook nothing is executed. A hook's answer that is a robot program goes
   through the same safety layer (and may then be executed); any other answer is returned as `remote_answer`;
 - `reject`: the model refused the request, or the input itself was refused (empty, too long, binary), or the model
@@ -39,6 +40,7 @@ from typing import Any
 
 from .actions import ROUTE_ROBOT, SPEC_PATH, ActionSpec, ProgramError, load_spec, parse_program
 from .alternatives import MAX_ALTERNATIVES, Reading, pick_alternative
+from .arguments import unsaid_arguments
 from .command_result import CommandResult
 from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, Generator, TokenizerError
 from .grammar import ProgramGrammar
@@ -328,6 +330,15 @@ class Commander:
         gate = self.speech_gate if spoken else self.gate
         if not gate.passes(generation):
             why = f"low confidence ({'speech ' if spoken else ''}{gate.describe(generation)})"
+            return self._to_cloud(start, text, cleaned, program, why, note, common, spoken)
+        # a sure model can still miscopy a number ("walk 0.75 metres" -> move x=0.7): such a program never moves
+        unsaid = (
+            unsaid_arguments(model_text, parse_program(program, self.spec), self.spec)
+            if plan.accepted
+            else []
+        )
+        if unsaid:
+            why = f"the numbers disagree with the command ({'; '.join(unsaid)})"
             return self._to_cloud(start, text, cleaned, program, why, note, common, spoken)
         return self._result(
             start,

@@ -33,8 +33,12 @@ Libraries and the thin layer over them:
   (harmless here).
 
 Numbers are copied exactly, never rounded or clipped ("bark eight times" -> "bark 8 times", 转七百二十度 -> 转720度):
-range checks belong to the safety layer. Digits already in the text stay as they are. Units are not converted
-(50 centimetres stays 50 centimetres). Normalising twice gives the same text as normalising once.
+range checks belong to the safety layer. Digits already in the text stay as they are, except that a length in
+centimetres becomes the program's unit, metres, by exact decimal arithmetic ("150 cm" -> "1.5 m", "fifty
+centimetres" -> "0.5 metres", 五十厘米/五十公分 -> 0.5米): the model copied the centimetre values it was trained
+on (20 to 80) and misread others ("move forward 150 cm" -> `move x=150`). Fractions of a metre are numbers too
+("three quarters of a metre" -> "0.75 metres"). Other units are not converted. Normalising twice gives the same
+text as normalising once.
 """
 
 from __future__ import annotations
@@ -62,15 +66,16 @@ class Normalized:
     changes: tuple[tuple[str, str], ...]
 
 
-def normalize_numbers(text: str, lang: str | None = None) -> Normalized:
-    """Spoken numbers in `text` as digits; `lang` is "en", "zh" or None (CJK characters: "zh", else "en")."""
+def normalize_numbers(text: str, lang: str | None = None, centimetres: bool = True) -> Normalized:
+    """Spoken numbers in `text` as digits; `lang` is "en", "zh" or None (CJK characters: "zh", else "en").
+    `centimetres=False` keeps lengths in centimetres (the numbers as said, not in the program's unit)."""
     if not isinstance(text, str):
         raise TypeError(f"normalize_numbers expects text as str, got {type(text).__name__}")
     if lang is None:
         lang = "zh" if _CJK.search(text) else "en"
     if lang not in LANGUAGES:
         raise ValueError(f"normalize_numbers: lang must be one of {LANGUAGES} or None, got {lang!r}")
-    edits = _english_edits(text) if lang == "en" else _chinese_edits(text)
+    edits = _english_edits(text, centimetres) if lang == "en" else _chinese_edits(text, centimetres)
     return _apply(text, edits)
 
 
@@ -130,6 +135,14 @@ _ONCE_IDIOM_AFTER = frozenset(
 )
 _ADVERB_COUNTS = {"once": "1 time", "twice": "2 times", "thrice": "3 times"}
 _ADDED_FRACTIONS = {"half": Decimal("0.5"), "quarter": Decimal("0.25")}
+# A length in centimetres, and the metre unit that replaces it (same spelling).
+_CENTIMETRE_UNITS = {
+    "centimetre": "metres", "centimetres": "metres", "centimeter": "meters", "centimeters": "meters",
+    "cm": "m", "cms": "m",
+}  # fmt: skip
+_METRE_UNITS = frozenset({"metre", "meter", "metres", "meters"})
+_OF_A_METRE = [["of", "a", unit] for unit in sorted(_METRE_UNITS)]
+_QUARTER_COUNTS = {"a": 1, "one": 1, "1": 1, "three": 3, "3": 3}
 
 
 @dataclass(frozen=True)
@@ -139,19 +152,21 @@ class _Token:
     word: str  # lower case
 
 
-def _english_edits(text: str) -> list[Edit]:
+def _english_edits(text: str, centimetres: bool) -> list[Edit]:
     tokens = [_Token(m.start(), m.end(), m.group().lower()) for m in _EN_TOKEN.finditer(text)]
     words = [t.word for t in tokens]
     edits: list[Edit] = []
     i = 0
     while i < len(tokens):
-        step, new_edits = _english_rule_at(text, tokens, words, i)
+        step, new_edits = _english_rule_at(text, tokens, words, i, centimetres)
         edits += new_edits
         i += step
     return edits
 
 
-def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int) -> tuple[int, list[Edit]]:
+def _english_rule_at(
+    text: str, tokens: list[_Token], words: list[str], i: int, centimetres: bool
+) -> tuple[int, list[Edit]]:
     """(tokens consumed, edits) for the rule that applies at token i (first match wins)."""
     word = words[i]
     prev_word = words[i - 1] if i > 0 else ""
@@ -168,6 +183,11 @@ def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int) 
             unit = words[i + 2] if i + 2 < len(words) else ""
             if unit in _HALVABLE_UNITS:
                 return 3, [(tokens[i].start, tokens[i + 2].end, "0.5 " + _plural(text, tokens[i + 2]))]
+    # "a quarter of a metre", "three quarters of a metre" -> "0.25 metres", "0.75 metres"
+    quarters = word in _QUARTER_COUNTS and next_word in ("quarter", "quarters")
+    if quarters and _adjacent(text, tokens, i, i + 5) and words[i + 2 : i + 5] in _OF_A_METRE:
+        value = _decimal_text(Decimal("0.25") * _QUARTER_COUNTS[word])
+        return 5, [(tokens[i].start, tokens[i + 4].end, f"{value} {_plural(text, tokens[i + 4])}")]
     # "a metre and a half" -> "1.5 metres"
     if word in ("a", "an") and _adjacent(text, tokens, i, i + 5) and next_word in _HALVABLE_UNITS:
         added = _added_fraction(words, i + 2)
@@ -177,7 +197,7 @@ def _english_rule_at(text: str, tokens: list[_Token], words: list[str], i: int) 
     end = _number_end(text, tokens, words, i)
     if end == i:
         return 1, []
-    consumed, edits = _number_edits(text, tokens, words, i, end)
+    consumed, edits = _number_edits(text, tokens, words, i, end, centimetres)
     return consumed - i, edits
 
 
@@ -203,7 +223,7 @@ def _is_idiom_once(words: list[str], i: int) -> bool:
 
 
 def _number_edits(
-    text: str, tokens: list[_Token], words: list[str], i: int, end: int
+    text: str, tokens: list[_Token], words: list[str], i: int, end: int, centimetres: bool
 ) -> tuple[int, list[Edit]]:
     """(end of what was consumed, edits) for the number tokens[i:end] and an "and a half" after it."""
     value = _single_value(words[i:end])
@@ -223,6 +243,15 @@ def _number_edits(
             f"{_decimal_text(value + added)} {_plural(text, tokens[end])}"  # "two metres and a half"
         )
         return end + 4, [(tokens[i].start, tokens[end + 3].end, replacement)]
+    if (
+        centimetres
+        and value is not None
+        and end < len(words)
+        and words[end] in _CENTIMETRE_UNITS
+        and (i == 0 or words[i - 1] not in _METRE_UNITS | {"and"})  # "one metre fifty centimetres" stays
+        and _adjacent(text, tokens, end - 1, end + 1)
+    ):
+        return end + 1, [(tokens[i].start, tokens[end].end, _in_metres(value, words[end]))]
     if _DIGITS.fullmatch(words[i]):
         return end, []  # digits stay as they are
     if end < len(words) and words[end] in _FRACTION_WORDS and _adjacent(text, tokens, end - 1, end + 1):
@@ -259,6 +288,15 @@ def _number_end(text: str, tokens: list[_Token], words: list[str], i: int) -> in
         else:
             break
     return j
+
+
+def _in_metres(centimetres: Decimal, unit: str) -> str:
+    """ "150 cm" -> "1.5 m", "100 centimetres" -> "1 metre": exact, never rounded."""
+    metres = _CENTIMETRE_UNITS[unit]
+    value = centimetres / 100
+    if value == 1 and metres != "m":
+        metres = metres[:-1]
+    return f"{_decimal_text(value)} {metres}"
 
 
 def _is_cardinal(word: str) -> bool:
@@ -370,10 +408,10 @@ _YI_WORD_PREV = frozenset("统唯同单之专逐划另外这那每某")
 _WORD_AFTER_NUMERAL = {"十": frozenset("分足"), "四": frozenset("周处"), "两": frozenset("边侧旁")}
 
 
-def _chinese_edits(text: str) -> list[Edit]:
+def _chinese_edits(text: str, centimetres: bool) -> list[Edit]:
     edits: list[Edit] = []
     for match in _ZH_NUMBER.finditer(text):
-        edit = _chinese_edit(text, match)
+        edit = _chinese_edit(text, match, centimetres)
         if edit is None:
             continue
         start, end, replacement = edit
@@ -387,7 +425,7 @@ def _chinese_edits(text: str) -> list[Edit]:
     return edits
 
 
-def _chinese_edit(text: str, match: re.Match[str]) -> Edit | None:
+def _chinese_edit(text: str, match: re.Match[str], centimetres: bool) -> Edit | None:
     if match.group("half"):
         return match.start(), match.end(), "0.5"
     number, tail = match.group("num"), match.group("tail")
@@ -397,6 +435,15 @@ def _chinese_edit(text: str, match: re.Match[str]) -> Edit | None:
     if tail and "." not in value:  # 三米半, 两个半米 -> 3.5米, 2.5米; 一米二 -> 1.2米
         fraction = "5" if tail in ("米半", "个半米") else _ZH_DIGIT_VALUES[tail[1]]
         return match.start(), match.end(), f"{value}.{fraction}米"
+    after = match.end("num")
+    # 五十厘米 -> 0.5米, but 一米五十厘米 keeps its centimetres (a sum the model reads as such)
+    if (
+        centimetres
+        and not tail
+        and text[after : after + 2] in ("厘米", "公分")
+        and text[match.start() - 1 : match.start()] != "米"
+    ):
+        return match.start("num"), after + 2, _decimal_text(Decimal(value) / 100) + "米"
     if value == number:
         return None
     return match.start("num"), match.end("num"), value

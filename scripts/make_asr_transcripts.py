@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz
+from shadow_edge.runtime.normalize import normalize_numbers
 from shadow_edge.speech import make_recognizer, read_wav
 from shadow_edge.tasks.robot_dog.splits import DATA_DIR, load_split
-from shadow_edge.tasks.robot_dog.task import model_text
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -99,10 +99,15 @@ def _hear(job: tuple[dict, str, int, float | None, int, str]) -> dict | None:
 
 
 def numbers_kept(row: dict) -> bool:
-    """The heard text carries the numbers that were said, as the model reads them (normalised), in any order."""
-    return sorted(_NUMBER.findall(model_text(row["text"]))) == sorted(
-        _NUMBER.findall(model_text(row["said"]))
+    """The heard text carries the numbers that were said, as digits, in any order (in the unit said: a misheard
+    unit is a word error like any other, not a lost number)."""
+    return sorted(_NUMBER.findall(_said_numbers(row["text"]))) == sorted(
+        _NUMBER.findall(_said_numbers(row["said"]))
     )
+
+
+def _said_numbers(text: str) -> str:
+    return normalize_numbers(text, centimetres=False).text
 
 
 def jobs(

@@ -15,7 +15,7 @@ from pathlib import Path
 from runtime_fakes import scripted_export
 from shadow_edge.serve.launch import serve_process
 
-PROGRAM = "sit; move x=1.5"
+PROGRAM = "sit; move x=1"
 
 
 def tiny_export(directory: Path, program: str = PROGRAM) -> Path:

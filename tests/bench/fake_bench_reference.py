@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-PROGRAM = "sit; move x=1.5"
+PROGRAM = "sit; move x=1"
 
 
 def main() -> int:

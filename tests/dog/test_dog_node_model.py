@@ -31,7 +31,7 @@ def test_load_commander_runs_a_real_export_dir(tmp_path):
     commander, error = load_commander(NodeConfig(model_dir=str(model_dir), provider="cpu", threads=1))
     assert error is None
     node, out, clock, _ = make_node(commander=commander)
-    command(node, "turn a bit left")
+    command(node, "turn left 45 degrees")
     assert records(out)[0]["program"] == "turn deg=45" and out.of("twist")[0] == (0.0, 0.0, 0.8)
     node.tick()
     assert out.of("diagnostics")[-1][0].values["provider"] == "CPUExecutionProvider"

@@ -10,7 +10,7 @@ import pytest
 from runtime_fakes import scripted_export
 from shadow_edge.runtime.cli import main
 
-PROGRAM = "sit; move x=1.5"
+PROGRAM = "sit; move x=1"
 CONTRACT_KEYS = {"text", "program", "route", "accepted", "reason", "latency_ms"}
 
 

@@ -19,9 +19,9 @@ from shadow_dog.logic import DogNodeLogic, load_commander
 from shadow_dog.outputs import MemoryOutputs
 
 REMOTE_TEXT = "tell me a joke"
-LOCAL_TEXT = "walk forward"
+LOCAL_TEXT = "walk forward two metres"
 EDGE_ANSWERS = {REMOTE_TEXT: "remote", LOCAL_TEXT: "move x=2"}  # what the robot's own model says
-PROGRAM = "move x=1.5"  # what the served model answers
+PROGRAM = "move x=1"  # what the served model answers
 
 
 @pytest.fixture(scope="module")
