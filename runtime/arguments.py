@@ -8,7 +8,8 @@ digits, centimetres as metres: `runtime.normalize`):
 
 - every argument of the program is a number of the text, its default, or a value a command's words give without a
   number: a metre for a distance not given ("come here"), and whole quarter turns ("turn around" = 180,
-  "two full turns" = 720, "the second dance" = 2);
+  "two full turns" = 720, "the second dance" = 2), the last only while the program uses every number of the text
+  (as an argument, a count of steps or of a repeated step), so "do dance number five" is not `dance n=2`;
 - every length the text gives with its unit (metres, 米) is a distance of the program, and every angle with its unit
   (degrees, °, 度) an angle of the program, so a step that carried a number is not dropped unnoticed.
 
@@ -54,6 +55,17 @@ def _values(pattern: re.Pattern[str], text: str) -> list[Decimal]:
     return [v for v in found if v is not None]
 
 
+def _repeat_runs(program: Program) -> list[int]:
+    """Lengths of the runs of one command repeated: [3] for `front_jump; front_jump; front_jump`."""
+    runs: list[int] = []
+    for i, command in enumerate(program.commands):
+        if i and command == program.commands[i - 1]:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    return runs
+
+
 def unsaid_arguments(model_text: str, program: Program, spec: ActionSpec | None = None) -> list[str]:
     """What disagrees between the numbers of `model_text` and the arguments of `program` (module docstring); empty
     when they agree. Routing words and commands without arguments never disagree with anything."""
@@ -65,6 +77,15 @@ def unsaid_arguments(model_text: str, program: Program, spec: ActionSpec | None 
     problems: list[str] = []
     distances: set[Decimal] = set()
     angles: set[Decimal] = set()
+    # A number of the text that the program does not use makes a value from words suspect ("do dance number five"
+    # -> `dance n=2`). A count of repeated steps or of steps uses its number ("jump forward 3 times"), and so does a
+    # count of turns.
+    used = {abs(Decimal(format_number(v))) for c in program.commands for _, v in c.args}
+    used |= {Decimal(len(program.commands))} | {Decimal(n) for n in _repeat_runs(program)}
+    used |= {
+        angle / part for angle in used for part in (90, 180, 360) if angle % part == 0
+    }  # "two full turns"
+    unused = said - used
     for command in program.commands:
         command_spec = spec.commands.get(command.name)
         if command_spec is None:
@@ -78,7 +99,7 @@ def unsaid_arguments(model_text: str, program: Program, spec: ActionSpec | None 
             default = abs(Decimal(format_number(command_spec.args[key].default)))
             if magnitude in said or magnitude == default:
                 continue
-            if magnitude in _FROM_WORDS.get((command.name, key), ()):
+            if magnitude in _FROM_WORDS.get((command.name, key), ()) and not unused:
                 continue
             problems.append(f"{command.name} {key}={format_number(value)} is not a number of the command")
     for length in _values(_LENGTH, model_text):

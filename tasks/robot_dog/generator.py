@@ -43,7 +43,7 @@ from types import ModuleType
 from shadow_edge.runtime.actions import canonicalize, format_number, load_spec
 
 from . import numbers, phrases_en, phrases_zh
-from .phrases_train_only import TRAIN_ONLY
+from .phrases_train_only import AUGMENTED_FRAMES, REPEAT_COUNT_FRAMES, REPEAT_COUNT_WORDS, TRAIN_ONLY
 from .splits import DATA_DIR, LANGS, SPLITS, load_split  # noqa: F401  (load_split: the split reader, re-exported)
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,12 @@ SEQUENCE_STEPS = (2, 2, 2, 2, 3, 3, 3, 4, 4)
 TYPO_RATE = 0.05  # English, written text only
 ASR_STYLE_RATE = 0.35  # lower case, no punctuation
 ASR_CONFUSION_RATE = 0.25  # of ASR-style texts: one misheard word
+# Extra draws from seed AUGMENTED_FROM_SEED on (never the committed splits; seeds 1-6 were drawn before, and the
+# bundled adapter trained on them): distances and angles off the round values, a step repeated a counted number of
+# times, and the frames of `phrases_train_only.AUGMENTED_FRAMES`.
+AUGMENTED_FROM_SEED = 7
+FINE_NUMBER_RATE = 0.3
+REPEAT_COUNT_RATE = 0.05
 # single commands drawn round-robin (movement and argument commands weighted up)
 COMMAND_CYCLE = (
     *("stand_up", "lie_down", "sit", "recover", "stop", "move", "turn", "hello"),
@@ -85,15 +91,25 @@ def split_pool(items: Sequence, side: Side) -> list[tuple[int, object]]:
 class _Draw:
     """The random choices for one example, recording which partitioned frames it used."""
 
-    def __init__(self, rng: random.Random, lang: str, side: Side, train_only_frames: bool = False) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        lang: str,
+        side: Side,
+        train_only_frames: bool = False,
+        augmented: bool = False,
+    ) -> None:
         self.rng, self.lang, self.side = rng, lang, side
         self.train_only = TRAIN_ONLY[lang] if train_only_frames and side == "train" else {}
+        self.augmented = augmented and bool(self.train_only)
+        self.augmented_frames = AUGMENTED_FRAMES[lang] if self.augmented else {}
         self.p = PHRASES[lang]
         self.frames: list[str] = []
 
     def frame(self, pool_name: str, items: Sequence | None = None) -> str:
         pool = split_pool(items if items is not None else getattr(self.p, pool_name), self.side)
         pool += [(f"t{j}", x) for j, x in enumerate(self.train_only.get(pool_name, ()))]
+        pool += [(f"a{j}", x) for j, x in enumerate(self.augmented_frames.get(pool_name, ()))]
         if not pool:
             raise ValueError(f"empty {self.side} side of frame pool {pool_name}")
         i, item = self.rng.choice(pool)
@@ -123,7 +139,10 @@ def _move(d: _Draw) -> tuple[str, str]:
         default = load_spec().defaults_without_number["move"]["x"]
         phrase = f"{verb}{sep}{d.word(d.p.MOVE_VAGUE)}" if d.chance(0.5) else verb
         return phrase, _program("move", **{axis: sign * default})
-    value = numbers.draw(d.rng, numbers.DIST_IN, numbers.DIST_OVER)
+    if d.augmented and d.chance(FINE_NUMBER_RATE):  # the committed splits and seeds 1-6 stay as they were
+        value = numbers.fine_distance(d.rng)
+    else:
+        value = numbers.draw(d.rng, numbers.DIST_IN, numbers.DIST_OVER)
     dist = numbers.en_distance(value, d.rng) if d.lang == "en" else numbers.zh_distance(value, d.rng)
     return d.frame("MOVE_FRAMES").format(m=verb, d=dist), _program("move", **{axis: sign * value})
 
@@ -145,7 +164,10 @@ def _turn(d: _Draw) -> tuple[str, str]:
         deg = d.word(sorted(d.p.TURN_AMOUNTS))
         angle = d.word(d.p.TURN_AMOUNTS[deg])
     else:
-        deg = int(numbers.draw(d.rng, numbers.DEG_IN, numbers.DEG_OVER))
+        if d.augmented and d.chance(FINE_NUMBER_RATE):
+            deg = numbers.fine_angle(d.rng)
+        else:
+            deg = int(numbers.draw(d.rng, numbers.DEG_IN, numbers.DEG_OVER))
         angle = numbers.en_degrees(deg, d.rng) if d.lang == "en" else numbers.zh_degrees(deg, d.rng)
     return d.frame("TURN_FRAMES").format(t=verb, a=angle), _program("turn", deg=sign * deg)
 
@@ -188,13 +210,22 @@ def _gerund(clause: str) -> str:
     return f"{verb} {rest}".strip()
 
 
+def _repeated_step(d: _Draw, next_command: Callable[[], str]) -> tuple[str, str]:
+    name = next_command()
+    while name in ("bark", "stop"):  # "bark twice" is `bark n=2`; repeating stop means nothing
+        name = next_command()
+    return _clause(name, d)
+
+
 def _sequence(d: _Draw, next_command: Callable[[], str]) -> tuple[str, str]:
     if d.chance(0.07):  # a repeated step: "dance twice" -> "dance; dance"
-        name = next_command()
-        while name in ("bark", "stop"):  # "bark twice" is `bark n=2`; repeating stop means nothing
-            name = next_command()
-        clause, program = _clause(name, d)
+        clause, program = _repeated_step(d, next_command)
         return d.frame("SEQ_REPEAT_FRAMES").format(clause), f"{program}; {program}"
+    if d.augmented and d.chance(REPEAT_COUNT_RATE):  # "jump forward three times" -> three jumps
+        clause, program = _repeated_step(d, next_command)
+        n = d.word((3, 3, 4))
+        frame = d.word(REPEAT_COUNT_FRAMES[d.lang])
+        return frame.format(clause, n=d.word(REPEAT_COUNT_WORDS[d.lang][n])), "; ".join([program] * n)
     steps = d.word(SEQUENCE_STEPS)
     names: list[str] = []
     while len(names) < steps:
@@ -329,6 +360,7 @@ def _generate_split(
     side: Side,
     extra: Sequence[dict] = (),
     train_only_frames: bool = False,
+    augmented: bool = False,
 ) -> list[dict]:
     rng = random.Random(f"{seed}:{split}")
     examples = list(extra)
@@ -343,7 +375,7 @@ def _generate_split(
 
         for kind in _kinds(n_per_lang):
             for _attempt in range(200):
-                ex = _make_one(kind, _Draw(rng, lang, side, train_only_frames), next_command)
+                ex = _make_one(kind, _Draw(rng, lang, side, train_only_frames, augmented), next_command)
                 key = _norm_key(ex["text"])
                 if key in seen:
                     if seen[key] != ex["program"]:
@@ -408,9 +440,13 @@ def draw_more_training(seed: int, reserved: Sequence[dict], n_per_lang: int = SI
     """More training examples from the train-side frames and the train-only ones (`phrases_train_only`), drawn under
     another seed. No text of `reserved` (the test and validation splits) is ever drawn, so training on these keeps
     both splits clean. (The packaged train split does not use the train-only frames: the recognised train commands
-    of `train_asr.jsonl` are tied to its texts.)"""
+    of `train_asr.jsonl` are tied to its texts.) From seed `AUGMENTED_FROM_SEED` on, the draws also have distances
+    and angles off the round values, counted repeats ("jump forward three times") and `AUGMENTED_FRAMES`."""
     seen = {_norm_key(ex["text"]): ex["program"] for ex in reserved}
-    return _generate_split(f"train-seed{seed}", seed, seen, n_per_lang, "train", train_only_frames=True)
+    augmented = seed >= AUGMENTED_FROM_SEED
+    return _generate_split(
+        f"train-seed{seed}", seed, seen, n_per_lang, "train", train_only_frames=True, augmented=augmented
+    )
 
 
 def phrasing_pools() -> dict[str, list[str]]:
@@ -429,7 +465,7 @@ def check_pools() -> None:
     """Raise if a frame sits on two sides of its pool, a side is empty, or a train-only frame (`phrases_train_only`)
     names no pool or repeats one of its pool's frames (it would put a dev or test frame into training)."""
     pools = phrasing_pools()
-    for lang, extras in TRAIN_ONLY.items():
+    for lang, extras in [*TRAIN_ONLY.items(), *AUGMENTED_FRAMES.items()]:
         for pool_name, extra in extras.items():
             if f"{pool_name}.{lang}" not in pools:
                 raise AssertionError(f"train-only frames for unknown pool {pool_name!r} ({lang})")

@@ -28,6 +28,19 @@ def draw(rng: random.Random, inside: tuple, outside: tuple) -> float:
     return rng.choice(outside) if rng.random() < OVER_RANGE_RATE else rng.choice(inside)
 
 
+def fine_distance(rng: random.Random) -> float:
+    """A distance off the round values above (0.75, 2.35, 12.4 m), so that a model learns to copy any number."""
+    return rng.choice(
+        (round(rng.uniform(0.05, 4.95), 2), round(rng.uniform(0.1, 4.9), 1), round(rng.uniform(5.1, 30), 1))
+    )
+
+
+def fine_angle(rng: random.Random) -> float:
+    """An angle off the round values above: any whole degree, a few halves, over-range ones."""
+    return rng.choice((rng.randint(1, 359), rng.randint(1, 359), rng.choice((7.5, 12.5, 22.5, 67.5, 112.5, 157.5)),
+                       rng.randint(361, 1000)))  # fmt: skip
+
+
 def _en_words(value: float, rng: random.Random) -> str:
     words = num2words(int(value)) if value == int(value) else num2words(value)
     if words.startswith("one hundred") and rng.random() < 0.5:
@@ -100,7 +113,7 @@ def zh_distance(v: float, rng: random.Random) -> str:
     return rng.choice(options)
 
 
-def en_degrees(d: int, rng: random.Random) -> str:
+def en_degrees(d: float, rng: random.Random) -> str:
     unit = rng.choice(("degrees", "degrees", "degrees", "deg", "°")) if d != 1 else "degree"
     sep = "" if unit == "°" else " "
     return rng.choice(
@@ -108,7 +121,9 @@ def en_degrees(d: int, rng: random.Random) -> str:
     )
 
 
-def zh_degrees(d: int, rng: random.Random) -> str:
+def zh_degrees(d: float, rng: random.Random) -> str:
+    if d != int(d):
+        return rng.choice((f"{format_number(d)}度", f"{cn2an.an2cn(d)}度"))
     return rng.choice((f"{d}度", f"{_zh_int(d, rng)}度", f"{_zh_int(d, rng)}度", f"{d}°"))
 
 

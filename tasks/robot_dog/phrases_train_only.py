@@ -99,3 +99,23 @@ ZH_VOCATIVES = (
 )
 
 TRAIN_ONLY: dict[str, dict[str, list[str]]] = {"en": EN, "zh": ZH}
+
+# Drawn from generator seed AUGMENTED_FROM_SEED on (`generator.draw_more_training`); earlier seeds were drawn without
+# them, so the stages that trained on those still reproduce. Frames added to pools, as TRAIN_ONLY's: here, sequences
+# whose program order is not the order of the words ("before you dance, stretch" is stretch; dance).
+AUGMENTED_FRAMES: dict[str, dict[str, list[str]]] = {
+    "en": {"SEQ2_FRAMES": ["{0} before you {1}", "before you {1}, {0} first", "{0}, and only then {1}"]},
+    "zh": {"SEQ2_FRAMES": ["{1}之前先{0}", "在{1}之前先{0}", "{1}以前先{0}", "先{0}再{1}"]},
+}
+
+# Also from AUGMENTED_FROM_SEED on: a step repeated a counted number of times ("jump forward three times" is three jumps; "bark three times" stays
+# `bark n=3`): {0} is the step, {n} the count in words or digits.
+REPEAT_COUNT_FRAMES: dict[str, list[str]] = {
+    "en": ["{0} {n} times", "{0}, {n} times", "{0} {n} times in a row", "{0} {n} times please",
+           "{0}, {n} times over", "{0} and repeat until you've done it {n} times"],
+    "zh": ["{0}{n}次", "连续{0}{n}次", "{0}{n}遍", "{0}，来{n}遍", "{0}，做{n}次", "连着{0}{n}下"],
+}  # fmt: skip
+REPEAT_COUNT_WORDS = {
+    "en": {3: ("three", "3", "three"), 4: ("four", "4")},
+    "zh": {3: ("三", "3"), 4: ("四", "4")},
+}

@@ -27,6 +27,9 @@ AGREE = [
     ("走 two 米", "move x=2"),  # English number words in Chinese text
     ("walk 2 metres then turn 45 degrees", "move x=2; turn deg=45"),
     ("sit", "sit"),
+    ("jump forward three times", "front_jump; front_jump; front_jump"),  # the count is the repeat
+    ("bark twice then come here", "bark n=2; move x=1"),
+    ("walk 2 metres and turn around", "move x=2; turn deg=180"),
     ("what is 2 plus 2", "remote"),
     ("walk 3 metres", "reject"),  # routing words carry no numbers
 ]
@@ -41,6 +44,8 @@ DISAGREE = [
     ("walk 2 metres then turn 45 degrees", "move x=2", "45°"),  # a step with a number was dropped
     ("往前走0.75米", "move x=0.7", "move x=0.7"),
     ("turn a bit left", "turn deg=45", "turn deg=45"),
+    ("do dance number five", "dance n=2", "dance n=2"),  # clipped to a legal value: 5 was said
+    ("walk 3 metres then turn around", "move x=1; turn deg=180", "move x=1"),
 ]
 
 

@@ -163,3 +163,43 @@ def test_asr_sets_add_each_file_and_refuse_other_paths(tmp_path):
     for name in ("../train_asr.jsonl", "test.jsonl", "train_asr.json"):
         with pytest.raises(ValueError, match="train_asr"):
             asr_transcripts(tmp_path, name)
+
+
+def _arguments(program: str) -> list[tuple[str, float]]:
+    return [(key, abs(float(v))) for key, v in re.findall(r"(x|y|deg)=(-?[0-9.]+)", program)]
+
+
+@pytest.fixture(scope="module")
+def augmented_draws() -> list[dict]:
+    return training_examples((generator.AUGMENTED_FROM_SEED,))
+
+
+def test_augmented_draws_have_off_grid_numbers_and_counted_repeats_and_earlier_ones_do_not(
+    packaged, with_extra_draws, augmented_draws
+):
+    from shadow_edge.tasks.robot_dog import numbers
+
+    grid = {"x": {*numbers.DIST_IN, *numbers.DIST_OVER, 1}, "y": {*numbers.DIST_IN, *numbers.DIST_OVER, 1}}
+    grid["deg"] = {*numbers.DEG_IN, *numbers.DEG_OVER, *(d for d in range(0, 1081, 90))}
+
+    def off_grid(ex: dict) -> bool:
+        return any(value not in grid[key] for key, value in _arguments(ex["program"]))
+
+    def counted_repeat(ex: dict) -> bool:
+        steps = ex["program"].split("; ")
+        return len(steps) >= 3 and len(set(steps)) == 1
+
+    extra = augmented_draws[len(packaged["train"]) :]
+    fine = [ex for ex in extra if off_grid(ex)]
+    repeats = [ex for ex in extra if counted_repeat(ex)]
+    assert len(fine) > 0.02 * len(extra) and {ex["lang"] for ex in fine} == {"en", "zh"}
+    assert len(repeats) > 0.005 * len(extra) and {ex["lang"] for ex in repeats} == {"en", "zh"}
+    count_words = {3: ("3", "three", "三"), 4: ("4", "four", "四")}
+    said = [
+        any(w in ex["text"].lower() for w in count_words[len(ex["program"].split("; "))]) for ex in repeats
+    ]
+    assert sum(said) > 0.95 * len(repeats)  # the rest carry a typo or a misheard word ("for times")
+    # the TURN_AMOUNTS phrasings give a few off-grid angles ("a quarter turn" is 90, "a third of a turn" is not)
+    assert sum(off_grid(ex) for split in packaged.values() for ex in split) < 0.1 * len(fine)
+    assert not any(counted_repeat(ex) for split in packaged.values() for ex in split)
+    assert not any(counted_repeat(ex) for ex in with_extra_draws)  # seed 1 is drawn as it always was
