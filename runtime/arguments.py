@@ -21,12 +21,16 @@ back too, and goes to the remote model, which is where a program the robot is no
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from .actions import ROUTE_ROBOT, ActionSpec, Program, format_number, load_spec
 from .normalize import normalize_numbers
 
-__all__ = ["unsaid_arguments"]
+__all__ = ["DISAGREE_REASON", "unsaid_arguments"]
+
+DISAGREE_REASON = (
+    "the numbers disagree with the command"  # how a result held back by this check begins its reason
+)
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
 _LENGTH = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:metres?|meters?|m\b|米)", re.IGNORECASE)
@@ -43,16 +47,8 @@ _DISTANCE_KEYS = {("move", "x"), ("move", "y")}
 _ANGLE_KEYS = {("turn", "deg")}
 
 
-def _decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return None
-
-
 def _values(pattern: re.Pattern[str], text: str) -> list[Decimal]:
-    found = (_decimal(m.group(1) if m.groups() else m.group()) for m in pattern.finditer(text))
-    return [v for v in found if v is not None]
+    return [Decimal(m.group(1) if m.groups() else m.group()) for m in pattern.finditer(text)]
 
 
 def _repeat_runs(program: Program) -> list[int]:
@@ -74,34 +70,28 @@ def unsaid_arguments(model_text: str, program: Program, spec: ActionSpec | None 
         return []
     # Chinese text may carry English number words ("走 two 米"), which the Chinese normaliser leaves as they are
     said = set(_values(_NUMBER, model_text)) | set(_values(_NUMBER, normalize_numbers(model_text, "en").text))
-    problems: list[str] = []
-    distances: set[Decimal] = set()
-    angles: set[Decimal] = set()
+    arguments = [
+        (command, key, value, abs(Decimal(format_number(value))))
+        for command in program.commands
+        for key, value in command.args
+    ]
+    distances = {m for c, key, _, m in arguments if (c.name, key) in _DISTANCE_KEYS}
+    angles = {m for c, key, _, m in arguments if (c.name, key) in _ANGLE_KEYS}
     # A number of the text that the program does not use makes a value from words suspect ("do dance number five"
     # -> `dance n=2`). A count of repeated steps or of steps uses its number ("jump forward 3 times"), and so does a
-    # count of turns.
-    used = {abs(Decimal(format_number(v))) for c in program.commands for _, v in c.args}
-    used |= {Decimal(len(program.commands))} | {Decimal(n) for n in _repeat_runs(program)}
-    used |= {
-        angle / part for angle in used for part in (90, 180, 360) if angle % part == 0
-    }  # "two full turns"
+    # count of turns ("two full turns").
+    used = {m for *_, m in arguments} | {Decimal(len(program.commands))}
+    used |= {Decimal(n) for n in _repeat_runs(program)}
+    used |= {m / part for m in used for part in (90, 180, 360) if m % part == 0}
     unused = said - used
-    for command in program.commands:
-        command_spec = spec.commands.get(command.name)
-        if command_spec is None:
+    problems = []
+    for command, key, value, magnitude in arguments:
+        default = abs(Decimal(format_number(spec.commands[command.name].args[key].default)))
+        if magnitude in said or magnitude == default:
             continue
-        for key, value in command.args:
-            magnitude = abs(Decimal(format_number(value)))
-            if (command.name, key) in _DISTANCE_KEYS:
-                distances.add(magnitude)
-            if (command.name, key) in _ANGLE_KEYS:
-                angles.add(magnitude)
-            default = abs(Decimal(format_number(command_spec.args[key].default)))
-            if magnitude in said or magnitude == default:
-                continue
-            if magnitude in _FROM_WORDS.get((command.name, key), ()) and not unused:
-                continue
-            problems.append(f"{command.name} {key}={format_number(value)} is not a number of the command")
+        if magnitude in _FROM_WORDS.get((command.name, key), ()) and not unused:
+            continue
+        problems.append(f"{command.name} {key}={format_number(value)} is not a number of the command")
     for length in _values(_LENGTH, model_text):
         if length not in distances:
             problems.append(

@@ -40,7 +40,7 @@ from typing import Any
 
 from .actions import ROUTE_ROBOT, SPEC_PATH, ActionSpec, ProgramError, load_spec, parse_program
 from .alternatives import MAX_ALTERNATIVES, Reading, pick_alternative
-from .arguments import unsaid_arguments
+from .arguments import DISAGREE_REASON, unsaid_arguments
 from .command_result import CommandResult
 from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, Generator, TokenizerError
 from .grammar import ProgramGrammar
@@ -338,7 +338,7 @@ class Commander:
             else []
         )
         if unsaid:
-            why = f"the numbers disagree with the command ({'; '.join(unsaid)})"
+            why = f"{DISAGREE_REASON} ({'; '.join(unsaid)})"
             return self._to_cloud(start, text, cleaned, program, why, note, common, spoken)
         return self._result(
             start,

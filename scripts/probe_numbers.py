@@ -21,6 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from shadow_edge.runtime.arguments import DISAGREE_REASON
 from shadow_edge.runtime.commander import Commander, ModelLoadError
 from tqdm.auto import tqdm
 
@@ -32,7 +33,6 @@ ANGLE_TEMPLATES = (
     "turn left {} degrees", "turn right {} degrees", "rotate clockwise {}°", "spin right {} deg", "向左转{}度",
     "向右转{}度",
 )  # fmt: skip
-CHECK_REASON = "numbers disagree"
 
 
 def commands(count: int, seed: int) -> list[tuple[str, str, float]]:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, text, said in tqdm(commands(args.count, args.seed), desc="commands", unit="cmd"):
         result = commander.run(text)
         right = bool(result.program) and magnitude_right(result.program, said)
-        held_by_check = CHECK_REASON in result.reason
+        held_by_check = result.reason.startswith(DISAGREE_REASON)
         for key in ("all", kind):
             t = tally[key]
             t["n"] += 1
